@@ -1,0 +1,23 @@
+# p2pdash web + ingest. Needs DATABASE_URL (TimescaleDB) and SECRET_KEY; REDIS_URL for several replicas.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    P2PDASH_ENV=production P2PDASH_HOST=0.0.0.0 P2PDASH_PORT=8050 P2PDASH_DATA_DIR=/data
+
+RUN useradd --system --create-home --home-dir /srv/p2pdash p2pdash \
+    && mkdir -p /data && chown p2pdash /data
+WORKDIR /srv/p2pdash
+
+COPY pyproject.toml README.md wsgi.py ./
+COPY app app
+COPY callbacks callbacks
+COPY layouts layouts
+COPY ingest ingest
+COPY db db
+COPY assets assets
+RUN pip install --no-cache-dir .
+
+USER p2pdash
+EXPOSE 8050
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8050/healthz', timeout=4)" || exit 1
+CMD ["sh", "-c", "p2pdash db upgrade && exec gunicorn --bind ${P2PDASH_HOST}:${P2PDASH_PORT} --workers ${WEB_WORKERS:-2} --threads ${P2PDASH_THREADS:-8} --worker-class gthread wsgi:server"]

@@ -1,0 +1,78 @@
+"""The application factory: Flask, the database, the Dash pages, each bound by a small helper."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy.exc import OperationalError
+
+from app import state
+from app.config import Settings, describe, load_settings
+from app.extensions import cache
+from app.logs import configure_logging, register_secret
+from db.embedded import EmbeddedPostgres
+from db.engine import make_engine
+from db.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the p2pdash server: Flask with Dash mounted on it."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    register_secret(settings.secret_key)
+    settings = resolve_database(settings)
+    server = Flask(__name__)
+    server.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
+    _bind_state(server, settings)
+    _register_extensions(server, settings)
+    _register_blueprints(server)
+    _mount_dash(server)
+    log.info("p2pdash ready", extra=describe(settings))
+    return server
+
+
+def resolve_database(settings: Settings) -> Settings:
+    """Point the settings at the embedded cluster when DATABASE_URL is unset."""
+    if not settings.uses_embedded_database:
+        return settings
+    cluster = EmbeddedPostgres(settings.data_dir / "pg")
+    url = cluster.ensure_running()
+    register_secret(cluster.password)
+    return settings.with_database_url(url)
+
+
+def _bind_state(server: Flask, settings: Settings) -> None:
+    assert settings.database_url is not None
+    engine = make_engine(settings.database_url)
+    server.extensions["p2pdash"] = state.AppState(settings=settings, engine=engine)
+    if settings.auto_migrate:
+        try:
+            upgrade(engine)
+        except OperationalError as error:
+            # Serve anyway: /healthz answers 503 and the pages say the database is down.
+            log.error("database unreachable; migrations not applied: %s", error.orig)
+
+
+def _register_extensions(server: Flask, settings: Settings) -> None:
+    if settings.redis_url:
+        cache.init_app(server, config={"CACHE_TYPE": "RedisCache",
+                                       "CACHE_REDIS_URL": settings.redis_url})
+    else:
+        cache.init_app(server, config={"CACHE_TYPE": "SimpleCache"})
+
+
+def _register_blueprints(server: Flask) -> None:
+    from app.health import bp as health_bp
+    from app.vendor import bp as vendor_bp
+
+    server.register_blueprint(health_bp)
+    server.register_blueprint(vendor_bp)
+
+
+def _mount_dash(server: Flask) -> None:
+    from app.dashboard import mount
+
+    mount(server)

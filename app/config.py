@@ -1,0 +1,260 @@
+"""Settings: the one place that reads the environment (and an optional .env file).
+
+Every value is validated when loaded; a bad one raises ConfigError whose message starts
+with the variable's name, so the CLI can exit with one line and no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENVIRONMENTS = ("development", "production", "test")
+EXCHANGES = ("binance", "okx", "bybit")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+_CODE = re.compile(r"^[A-Z0-9]{2,10}$")
+
+DEFAULT_URLS = {
+    "BINANCE_REST_URL": "https://api.binance.com",
+    "BINANCE_WS_URL": "wss://stream.binance.com:9443",
+    "BINANCE_P2P_URL": "https://p2p.binance.com",
+    "OKX_P2P_URL": "https://www.okx.com",
+    "BYBIT_P2P_URL": "https://api2.bybit.com",
+}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class P2PMarket:
+    """One P2P order book family: an exchange, a crypto asset and a fiat currency."""
+
+    exchange: str
+    asset: str
+    fiat: str
+
+    def __str__(self) -> str:
+        return f"{self.exchange}:{self.asset}/{self.fiat}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one p2pdash process."""
+
+    env: str = "development"
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str = field(default="", repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8050
+    threads: int = 8
+    log_level: str = "INFO"
+    log_format: str = "text"
+    auto_migrate: bool = True
+    ingest_enabled: bool = True
+    spot_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
+    p2p_markets: tuple[P2PMarket, ...] = ()
+    p2p_poll_seconds: int = 60
+    endpoints: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_URLS))
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    def with_database_url(self, url: str) -> Settings:
+        """Return a copy pointing at a resolved database (e.g. the embedded cluster)."""
+        return replace(self, database_url=url)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Read and validate every setting; environment variables win over the .env file."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return _build(values)
+
+
+def _build(values: Mapping[str, str]) -> Settings:
+    env = _choice(values, "P2PDASH_ENV", ENVIRONMENTS, "development")
+    data_dir = Path(values.get("P2PDASH_DATA_DIR") or "var").expanduser().absolute()
+    return Settings(
+        env=env,
+        data_dir=data_dir,
+        database_url=_database_url(values.get("DATABASE_URL")),
+        redis_url=_redis_url(values.get("REDIS_URL")),
+        secret_key=_secret_key(values.get("SECRET_KEY"), env, data_dir),
+        host=values.get("P2PDASH_HOST") or "127.0.0.1",
+        port=_integer(values, "P2PDASH_PORT", 8050, 1, 65535),
+        threads=_integer(values, "P2PDASH_THREADS", 8, 1, 256),
+        log_level=_choice(values, "P2PDASH_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"),
+                          "INFO", str.upper),
+        log_format=_choice(values, "P2PDASH_LOG_FORMAT", ("json", "text"),
+                           "json" if env == "production" else "text", str.lower),
+        auto_migrate=_boolean(values, "P2PDASH_AUTO_MIGRATE", True),
+        ingest_enabled=_boolean(values, "INGEST_ENABLED", True),
+        spot_symbols=_spot_symbols(values.get("SPOT_SYMBOLS")),
+        p2p_markets=_p2p_markets(values.get("P2P_MARKETS")),
+        p2p_poll_seconds=_integer(values, "P2P_POLL_SECONDS", 60, 5, 86400),
+        endpoints={name: _base_url(name, values.get(name) or default)
+                   for name, default in DEFAULT_URLS.items()},
+    )
+
+
+def _choice(values: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str,
+            normalise: Callable[[str], str] = str.lower) -> str:
+    raw = values.get(name)
+    if not raw:
+        return default
+    value = normalise(raw.strip())
+    if value not in allowed:
+        raise ConfigError(f"{name}: must be one of {', '.join(allowed)}; got {raw!r}")
+    return value
+
+
+def _integer(values: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = values.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        number = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: must be a whole number; got {raw!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{name}: must be from {low} to {high}; got {number}")
+    return number
+
+
+def _boolean(values: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = values.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}: must be true or false; got {raw!r}")
+
+
+def _database_url(raw: str | None) -> str | None:
+    """Accept postgres:// and postgresql:// URLs and pin the psycopg 3 driver."""
+    if not raw:
+        return None
+    hint = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+    try:
+        url = make_url(raw.strip())
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL: not a database URL; {hint}") from None
+    if url.drivername in ("postgres", "postgresql", "postgresql+psycopg"):
+        url = url.set(drivername="postgresql+psycopg")
+    else:
+        raise ConfigError(f"DATABASE_URL: {url.drivername!r} is not PostgreSQL; {hint}")
+    if not url.database:
+        raise ConfigError(f"DATABASE_URL: names no database; {hint}")
+    return url.render_as_string(hide_password=False)
+
+
+def _redis_url(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if not re.match(r"^(redis|rediss|unix)://", raw.strip()):
+        raise ConfigError("REDIS_URL: must start with redis://, rediss:// or unix://")
+    return raw.strip()
+
+
+def _base_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    scheme = "ws" if name.endswith("_WS_URL") else "http"
+    if not re.match(rf"^{scheme}s?://[^/\s]+", value):
+        raise ConfigError(f"{name}: must be a {scheme}:// or {scheme}s:// URL; got {raw!r}")
+    return value
+
+
+def _spot_symbols(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return Settings.spot_symbols
+    symbols = tuple(dict.fromkeys(s.strip().upper() for s in raw.split(",") if s.strip()))
+    for symbol in symbols:
+        if not _SYMBOL.match(symbol):
+            raise ConfigError(f"SPOT_SYMBOLS: {symbol!r} is not a symbol like BTCUSDT")
+    return symbols
+
+
+def _p2p_markets(raw: str | None) -> tuple[P2PMarket, ...]:
+    """Parse 'binance:USDT/ARS,okx:USDT/ARS' into markets."""
+    markets: list[P2PMarket] = []
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        match = re.match(r"^\s*(\w+):(\w+)/(\w+)\s*$", item)
+        if not match:
+            raise ConfigError(f"P2P_MARKETS: {item.strip()!r} is not EXCHANGE:ASSET/FIAT")
+        exchange, asset, fiat = match[1].lower(), match[2].upper(), match[3].upper()
+        if exchange not in EXCHANGES:
+            raise ConfigError(f"P2P_MARKETS: unknown exchange {exchange!r} in {item.strip()!r}; "
+                              f"known: {', '.join(EXCHANGES)}")
+        if not (_CODE.match(asset) and _CODE.match(fiat)):
+            raise ConfigError(f"P2P_MARKETS: bad asset or fiat code in {item.strip()!r}")
+        markets.append(P2PMarket(exchange, asset, fiat))
+    return tuple(dict.fromkeys(markets))
+
+
+def _secret_key(raw: str | None, env: str, data_dir: Path) -> str:
+    """Use SECRET_KEY; outside production generate one once and keep it in the data dir."""
+    if raw:
+        if len(raw) < 32:
+            raise ConfigError("SECRET_KEY: must be at least 32 characters")
+        return raw
+    if env == "production":
+        raise ConfigError("SECRET_KEY: required when P2PDASH_ENV=production (generate one: "
+                          "python -c 'import secrets; print(secrets.token_hex(32))')")
+    return _stored_secret(data_dir / "secret_key")
+
+
+def _stored_secret(path: Path) -> str:
+    try:
+        if path.is_file():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
+    except OSError as error:
+        raise ConfigError(f"P2PDASH_DATA_DIR: cannot keep the generated secret key at {path}: "
+                          f"{error.strerror}") from None
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """Summarise settings for logs and the UI, with every secret left out."""
+    url = make_url(settings.database_url) if settings.database_url else None
+    return {
+        "env": settings.env,
+        "database": url.render_as_string(hide_password=True) if url else "embedded",
+        "cache": "redis" if settings.redis_url else "process-local",
+        "ingest_enabled": settings.ingest_enabled,
+        "spot_symbols": list(settings.spot_symbols),
+        "p2p_markets": [str(m) for m in settings.p2p_markets],
+    }

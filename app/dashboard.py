@@ -1,0 +1,40 @@
+"""Mount Dash on the Flask server: pages from layouts/, callbacks from callbacks/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dash
+from dash_bootstrap_templates import load_figure_template
+from flask import Flask
+
+import callbacks
+import layouts
+from app.vendor import STYLESHEETS
+from layouts.shell import INDEX_STRING, shell
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def mount(server: Flask) -> dash.Dash:
+    """Create the Dash app on `server`, register its pages and callbacks."""
+    load_figure_template(["bootstrap", "bootstrap_dark"])
+    dash_app = dash.Dash(
+        __name__,
+        server=server,
+        use_pages=True,
+        pages_folder="",
+        assets_folder=str(ASSETS),
+        external_stylesheets=STYLESHEETS,
+        title="p2pdash",
+        update_title=None,
+        suppress_callback_exceptions=True,
+    )
+    dash_app.index_string = INDEX_STRING
+    for page in layouts.PAGES:
+        dash.register_page(page.__name__, path=page.PATH, name=page.NAME, title=page.TITLE,
+                           order=page.ORDER, layout=page.layout, roles=page.ROLES)
+    dash_app.layout = shell
+    callbacks.register(dash_app)
+    server.extensions["dash"] = dash_app
+    return dash_app

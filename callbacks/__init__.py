@@ -1,0 +1,11 @@
+"""Dash callbacks, one module per page (mirroring layouts/), registered on an app."""
+
+from dash import Dash
+
+from callbacks import home, shell
+
+
+def register(dash_app: Dash) -> None:
+    """Attach every page's callbacks to `dash_app`."""
+    for module in (shell, home):
+        module.register(dash_app)

@@ -1,0 +1,1 @@
+"""Data access: engine, schema, migrations, the embedded cluster and the query functions."""

@@ -1,0 +1,219 @@
+"""The data model (DESIGN.md section 3) as SQLAlchemy Core tables, for queries.
+
+The database itself is created by the Alembic migrations in db/migrations; a test checks
+that the migrated database and these tables agree, column for column.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+
+def _ts(name: str, **kw: object) -> Column:
+    return Column(name, DateTime(timezone=True), **kw)
+
+
+def _created() -> Column:
+    return _ts("created_at", nullable=False, server_default=func.now())
+
+
+runs = Table(
+    "runs", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("market", Text),
+    _ts("started_at", nullable=False, server_default=func.now()),
+    _ts("finished_at"),
+    Column("status", Text, nullable=False, server_default="running"),
+    Column("received", Integer, nullable=False, server_default="0"),
+    Column("inserted", Integer, nullable=False, server_default="0"),
+    Column("duplicates", Integer, nullable=False, server_default="0"),
+    Column("rejected", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("params", JSONB, nullable=False, server_default="{}"),
+)
+
+ingest_errors = Table(
+    "ingest_errors", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("run_id", BigInteger, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    _ts("at", nullable=False, server_default=func.now()),
+    Column("level", Text, nullable=False, server_default="error"),
+    Column("message", Text, nullable=False),
+    Column("payload", Text),
+)
+
+p2p_snapshots = Table(
+    "p2p_snapshots", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("run_id", BigInteger, ForeignKey("runs.id"), nullable=False),
+    Column("exchange", Text, nullable=False),
+    Column("asset", Text, nullable=False),
+    Column("fiat", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    _ts("captured_at", nullable=False),
+    Column("offers", Integer, nullable=False, server_default="0"),
+    Column("complete", Boolean, nullable=False, server_default="false"),
+)
+
+p2p_offers = Table(
+    "p2p_offers", metadata,
+    _ts("captured_at", nullable=False),
+    Column("run_id", BigInteger, ForeignKey("runs.id"), nullable=False),
+    Column("exchange", Text, nullable=False),
+    Column("asset", Text, nullable=False),
+    Column("fiat", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("offer_id", Text, nullable=False),
+    Column("price", Numeric, nullable=False),
+    Column("available", Numeric),
+    Column("min_fiat", Numeric),
+    Column("max_fiat", Numeric),
+    Column("advertiser_id", Text),
+    Column("advertiser_name", Text),
+    Column("is_merchant", Boolean, nullable=False, server_default="false"),
+    Column("month_orders", Integer),
+    Column("month_finish_rate", Numeric),
+    Column("rank", Integer),
+    Column("payment_methods", ARRAY(Text), nullable=False, server_default="{}"),
+)
+
+payment_methods = Table(
+    "payment_methods", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("exchange", Text, nullable=False),
+    Column("identifier", Text, nullable=False),
+    Column("name", Text),
+    Column("canonical", Text),
+    Column("fiat", Text),
+    _ts("first_seen_at", nullable=False, server_default=func.now()),
+)
+
+candles = Table(
+    "candles", metadata,
+    Column("exchange", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("interval", Text, nullable=False),
+    _ts("open_time", nullable=False),
+    Column("open", Numeric, nullable=False),
+    Column("high", Numeric, nullable=False),
+    Column("low", Numeric, nullable=False),
+    Column("close", Numeric, nullable=False),
+    Column("volume", Numeric, nullable=False),
+    _ts("close_time", nullable=False),
+    Column("trades", BigInteger, nullable=False),
+    Column("quote_volume", Numeric, nullable=False),
+    Column("taker_base_volume", Numeric, nullable=False),
+    Column("taker_quote_volume", Numeric, nullable=False),
+    Column("is_closed", Boolean, nullable=False),
+)
+
+book_tickers = Table(
+    "book_tickers", metadata,
+    Column("exchange", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    _ts("ts", nullable=False),
+    Column("bid", Numeric, nullable=False),
+    Column("bid_qty", Numeric, nullable=False),
+    Column("ask", Numeric, nullable=False),
+    Column("ask_qty", Numeric, nullable=False),
+)
+
+tickers_24h = Table(
+    "tickers_24h", metadata,
+    Column("exchange", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    _ts("ts", nullable=False),
+    Column("last", Numeric, nullable=False),
+    Column("open", Numeric),
+    Column("high", Numeric),
+    Column("low", Numeric),
+    Column("change_pct", Numeric),
+    Column("volume", Numeric),
+    Column("quote_volume", Numeric),
+    Column("trades", BigInteger),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("email", Text),
+    Column("password_hash", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False, server_default="true"),
+    _created(),
+    _ts("last_login_at"),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("key_hash", Text, nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    _created(),
+    _ts("last_used_at"),
+    _ts("expires_at"),
+    _ts("revoked_at"),
+)
+
+alert_rules = Table(
+    "alert_rules", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("metric", Text, nullable=False),
+    Column("market", JSONB, nullable=False),
+    Column("condition", Text, nullable=False),
+    Column("threshold", Numeric, nullable=False),
+    Column("for_seconds", Integer, nullable=False, server_default="0"),
+    Column("cooldown_seconds", Integer, nullable=False, server_default="300"),
+    Column("state", Text, nullable=False, server_default="ok"),
+    _ts("state_since", nullable=False, server_default=func.now()),
+    Column("last_value", Numeric),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    _created(),
+)
+
+alert_events = Table(
+    "alert_events", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False),
+    _ts("at", nullable=False, server_default=func.now()),
+    Column("from_state", Text, nullable=False),
+    Column("to_state", Text, nullable=False),
+    Column("value", Numeric),
+    Column("message", Text),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, primary_key=True),
+    _ts("at", nullable=False, server_default=func.now()),
+    Column("actor", Text),
+    Column("action", Text, nullable=False),
+    Column("target", Text),
+    Column("ip", Text),
+    Column("details", JSONB, nullable=False, server_default="{}"),
+)
+
+HYPERTABLES = ("p2p_offers", "candles", "book_tickers", "tickers_24h")

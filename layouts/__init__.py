@@ -1,0 +1,5 @@
+"""Dash pages, one module each: PATH, NAME, TITLE, ORDER, ROLES and a pure layout(**params)."""
+
+from layouts import home
+
+PAGES = [home]

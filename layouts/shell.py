@@ -1,0 +1,60 @@
+"""The frame around every page: navbar, theme switch and the page container."""
+
+from __future__ import annotations
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from layouts import ids
+
+# Set the colour mode before first paint, so a dark-mode wall screen never flashes white.
+INDEX_STRING = """<!DOCTYPE html>
+<html data-bs-theme="light">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        <script>
+            (function () {
+                var mode = localStorage.getItem("p2pdash-theme") || "light";
+                document.documentElement.setAttribute("data-bs-theme", mode);
+            })();
+        </script>
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>{%config%}{%scripts%}{%renderer%}</footer>
+    </body>
+</html>"""
+
+
+def _nav_links() -> list[dbc.NavItem]:
+    pages = sorted(dash.page_registry.values(), key=lambda page: page["order"])
+    return [dbc.NavItem(dbc.NavLink(page["name"], href=page["path"], active="exact"))
+            for page in pages]
+
+
+def navbar() -> dbc.Navbar:
+    """The top bar: brand, page links and the light/dark switch."""
+    theme_switch = dbc.Switch(id=ids.THEME_SWITCH, label=html.I(className="bi bi-moon-stars"),
+                              value=False, className="mb-0 ms-3")
+    return dbc.Navbar(
+        dbc.Container([
+            dbc.NavbarBrand([html.I(className="bi bi-graph-up-arrow me-2"), "p2pdash"], href="/"),
+            dbc.Nav(_nav_links(), id=ids.NAV_LINKS, className="me-auto", navbar=True),
+            theme_switch,
+        ], fluid=True),
+        className="border-bottom mb-3",
+    )
+
+
+def shell() -> html.Div:
+    """Navbar, the current page and the stores every page shares."""
+    return html.Div([
+        dcc.Location(id=ids.URL, refresh="callback-nav"),
+        dcc.Store(id=ids.THEME_STORE, storage_type="local"),
+        navbar(),
+        dbc.Container(dash.page_container, fluid=True, className="pb-4"),
+    ])

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up (idempotently) and run p2pdash on its embedded TimescaleDB at http://127.0.0.1:8050.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+exec .venv/bin/p2pdash run "$@"

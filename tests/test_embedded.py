@@ -1,0 +1,94 @@
+"""The embedded cluster: created on first start, reused while running, stopped by its starter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+import requests
+
+from db.embedded import EmbeddedPostgres, free_port
+from tests.conftest import _scratch_dir
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def root():
+    path = _scratch_dir("p2pdash-test-embedded-")
+    yield path
+    EmbeddedPostgres(path / "pg").stop(force=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def query(url: str, sql: str):
+    with psycopg.connect(url.replace("+psycopg", "")) as connection:
+        cursor = connection.execute(sql)
+        return cursor.fetchone()[0] if cursor.description else None
+
+
+def test_start_reuse_and_stop(root):
+    first = EmbeddedPostgres(root / "pg")
+    url = first.ensure_running()
+    assert first.started_here and first.is_running()
+    assert "timescaledb" in query(url, "SHOW shared_preload_libraries")
+    query(url, "CREATE TABLE IF NOT EXISTS kept (n int)")
+
+    second = EmbeddedPostgres(root / "pg")
+    assert second.ensure_running() == url
+    assert not second.started_here
+    second.stop()
+    assert first.is_running(), "a reuser must not stop the server it did not start"
+
+    first.stop()
+    assert not first.is_running()
+    third = EmbeddedPostgres(root / "pg")
+    third.ensure_running()
+    assert query(third.url(), "SELECT to_regclass('kept')::text") == "kept", "data survives"
+    third.stop()
+
+
+def test_password_is_required_and_kept_private(root):
+    cluster = EmbeddedPostgres(root / "pg")
+    url = cluster.ensure_running()
+    assert (root / "pg" / "password").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url.replace("+psycopg", "").replace(cluster.password, "wrong"))
+    cluster.stop()
+
+
+def test_p2pdash_run_serves_healthz_on_the_embedded_default_and_stops_it(root):
+    port = free_port()
+    env = {**os.environ, "P2PDASH_DATA_DIR": str(root), "P2PDASH_PORT": str(port),
+           "INGEST_ENABLED": "false"}
+    env.pop("DATABASE_URL", None)
+    process = subprocess.Popen([sys.executable, "-m", "app", "run"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        body = wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
+        assert body["status"] == "ok"
+        assert body["timescaledb"].startswith("2.")
+        assert EmbeddedPostgres(root / "pg").is_running()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert not EmbeddedPostgres(root / "pg").is_running(), output
+
+
+def wait_for_health(url: str, process: subprocess.Popen, seconds: float = 90) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"p2pdash run exited early:\n{process.stdout.read()}")
+        try:
+            return requests.get(url, timeout=2).json()
+        except requests.RequestException:
+            time.sleep(0.3)
+    pytest.fail(f"{url} never answered")

@@ -1,0 +1,3 @@
+from app import create_app
+
+server = create_app()
