@@ -15,7 +15,8 @@ COPY layouts layouts
 COPY ingest ingest
 COPY db db
 COPY assets assets
-RUN pip install --no-cache-dir .
+# Editable, so the top-level assets/ folder stays beside the code that serves it.
+RUN pip install --no-cache-dir -e .
 
 USER p2pdash
 EXPOSE 8050

@@ -1,0 +1,105 @@
+"""Ingestion runs: one `runs` row per poll, push, backfill or stream session, with its errors.
+
+Every stored row carries the id of the run that brought it; every rejected item is an
+`ingest_errors` row of that run with the reason and an excerpt of the payload.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, insert, update
+from sqlalchemy.sql import func
+
+from db.schema import ingest_errors, runs
+
+log = logging.getLogger(__name__)
+
+PAYLOAD_EXCERPT = 2000
+
+
+@dataclass
+class RunCounts:
+    """What a run has seen so far."""
+
+    received: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class Run:
+    """A `runs` row and its counters; thread-safe, so a reader and a writer can share one."""
+
+    def __init__(self, engine: Engine, source: str, kind: str, market: str | None = None,
+                 params: Mapping[str, Any] | None = None) -> None:
+        self.engine = engine
+        self.source = source
+        self.kind = kind
+        self.market = market
+        self.counts = RunCounts()
+        self.errors = 0
+        self._lock = threading.Lock()
+        with engine.begin() as connection:
+            self.id: int = connection.scalar(
+                insert(runs).values(source=source, kind=kind, market=market,
+                                    params=dict(params or {})).returning(runs.c.id))
+
+    def add(self, *, received: int = 0, inserted: int = 0, duplicates: int = 0,
+            rejected: int = 0) -> None:
+        """Add to the counters (kept in memory until `save_counts` or `finish`)."""
+        with self._lock:
+            self.counts.received += received
+            self.counts.inserted += inserted
+            self.counts.duplicates += duplicates
+            self.counts.rejected += rejected
+
+    def error(self, message: str, payload: str | bytes | None = None,
+              level: str = "error") -> None:
+        """Record what went wrong, with an excerpt of the offending payload."""
+        if isinstance(payload, bytes):
+            payload = payload.decode("utf-8", errors="replace")
+        excerpt = payload[:PAYLOAD_EXCERPT] if payload is not None else None
+        with self._lock:
+            self.errors += 1
+        with self.engine.begin() as connection:
+            connection.execute(insert(ingest_errors).values(
+                run_id=self.id, level=level, message=message, payload=excerpt))
+        log.warning("%s", message, extra={"run_id": self.id, "source": self.source})
+
+    def save_counts(self) -> None:
+        """Write the counters to the row (a long stream session calls this now and then)."""
+        with self._lock:
+            values = vars(self.counts).copy()
+        with self.engine.begin() as connection:
+            connection.execute(update(runs).where(runs.c.id == self.id).values(**values))
+
+    def finish(self, status: str | None = None, error: str | None = None) -> str:
+        """Close the run: ok, partial (something rejected or logged) or failed; return it."""
+        with self._lock:
+            values = vars(self.counts).copy()
+            if status is None:
+                status = "partial" if (self.counts.rejected or self.errors or error) else "ok"
+        with self.engine.begin() as connection:
+            connection.execute(update(runs).where(runs.c.id == self.id).values(
+                **values, status=status, error=error, finished_at=func.now()))
+        return status
+
+
+@contextmanager
+def start_run(engine: Engine, source: str, kind: str, market: str | None = None,
+              params: Mapping[str, Any] | None = None) -> Iterator[Run]:
+    """Open a run; close it ok/partial on success, failed (with the reason) on an exception."""
+    run = Run(engine, source, kind, market, params)
+    try:
+        yield run
+    except Exception as error:
+        run.finish("failed", error=f"{error.__class__.__name__}: {error}"[:1000])
+        raise
+    else:
+        run.finish()
