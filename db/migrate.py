@@ -11,11 +11,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
+from db.locks import MIGRATION_LOCK
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Any constant works: it only has to be the same for every p2pdash process on one database.
-MIGRATION_LOCK = 0x70327064
 
 
 def alembic_config() -> Config:

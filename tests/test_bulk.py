@@ -1,0 +1,76 @@
+"""Bulk merge into hypertables: idempotent, last row wins within a batch, counts are right."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from db.bulk import copy_merge
+from db.engine import make_engine
+from db.schema import book_tickers, p2p_offers, runs
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def ticker(bid: str, second: int = 0) -> dict:
+    return {"exchange": "binance", "symbol": "BTCUSDT", "ts": T0.replace(second=second),
+            "bid": Decimal(bid), "bid_qty": Decimal("1"), "ask": Decimal(bid) + 1,
+            "ask_qty": Decimal("2")}
+
+
+def merge_tickers(engine, rows, update=("bid", "bid_qty", "ask", "ask_qty")):
+    with engine.begin() as connection:
+        return copy_merge(connection, book_tickers, rows,
+                          key=("exchange", "symbol", "ts"), update=update)
+
+
+def stored_bids(engine) -> list[Decimal]:
+    with engine.connect() as connection:
+        return list(connection.scalars(select(book_tickers.c.bid).order_by(book_tickers.c.ts)))
+
+
+def test_insert_then_update_then_nothing_new(engine):
+    assert merge_tickers(engine, [ticker("100", 0), ticker("101", 1)]).inserted == 2
+    result = merge_tickers(engine, [ticker("102", 1), ticker("103", 2)])
+    assert (result.inserted, result.updated, result.skipped) == (1, 1, 0)
+    assert stored_bids(engine) == [Decimal("100"), Decimal("102"), Decimal("103")]
+
+
+def test_last_row_for_a_key_wins_within_a_batch(engine):
+    result = merge_tickers(engine, [ticker("100"), ticker("105"), ticker("104")])
+    assert (result.inserted, result.skipped) == (1, 2)
+    assert stored_bids(engine) == [Decimal("104")]
+
+
+def test_do_nothing_merge_counts_duplicates_and_keeps_arrays(engine):
+    with engine.begin() as connection:
+        run_id = connection.scalar(runs.insert().values(source="t", kind="p2p_push")
+                                   .returning(runs.c.id))
+    offer = {"captured_at": T0, "run_id": run_id, "exchange": "okx", "asset": "USDT",
+             "fiat": "ARS", "side": "ask", "offer_id": "42", "price": Decimal("1234.5"),
+             "payment_methods": ["bank", "mercadopago"]}
+    for expected_inserted in (1, 0):
+        with engine.begin() as connection:
+            result = copy_merge(connection, p2p_offers, [offer],
+                                key=("exchange", "offer_id", "captured_at"))
+        assert result.inserted == expected_inserted
+    with engine.connect() as connection:
+        assert connection.scalar(select(p2p_offers.c.payment_methods)) == ["bank", "mercadopago"]
+
+
+def test_a_failed_batch_rolls_back_whole(engine):
+    bad = {**ticker("100", 3), "bid": None}
+    with pytest.raises(Exception, match="null value"), engine.begin() as connection:
+        copy_merge(connection, book_tickers, [ticker("99", 2), bad],
+                   key=("exchange", "symbol", "ts"))
+    assert stored_bids(engine) == []
