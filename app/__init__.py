@@ -23,11 +23,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
     register_secret(settings.secret_key)
+    register_secret(settings.admin_password)
     settings = resolve_database(settings)
     server = Flask(__name__)
     server.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
     _bind_state(server, settings)
     _register_extensions(server, settings)
+    _register_auth(server, settings)
     _register_blueprints(server)
     _mount_dash(server)
     log.info("p2pdash ready", extra=describe(settings))
@@ -64,12 +66,21 @@ def _register_extensions(server: Flask, settings: Settings) -> None:
         cache.init_app(server, config={"CACHE_TYPE": "SimpleCache"})
 
 
+def _register_auth(server: Flask, settings: Settings) -> None:
+    from app import auth
+
+    auth.register(server, settings)
+    auth.ensure_first_admin(state.current_of(server).engine, settings)
+
+
 def _register_blueprints(server: Flask) -> None:
+    from app import api
     from app.health import bp as health_bp
     from app.vendor import bp as vendor_bp
 
     server.register_blueprint(health_bp)
     server.register_blueprint(vendor_bp)
+    api.register(server)
 
 
 def _mount_dash(server: Flask) -> None:

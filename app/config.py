@@ -24,6 +24,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 _CODE = re.compile(r"^[A-Z0-9]{2,10}$")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MIN_PASSWORD_LENGTH = 10
 
 DEFAULT_URLS = {
     "BINANCE_REST_URL": "https://api.binance.com",
@@ -70,6 +72,14 @@ class Settings:
     p2p_markets: tuple[P2PMarket, ...] = ()
     p2p_poll_seconds: int = 60
     endpoints: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_URLS))
+    admin_user: str = "admin"
+    admin_password: str | None = field(default=None, repr=False)
+    login_max_failures: int = 5
+    login_window_seconds: int = 900
+    api_rate_per_minute: int = 600
+    remember_days: int = 30
+    secure_cookies: bool = False
+    trusted_proxies: int = 0
 
     @property
     def is_production(self) -> bool:
@@ -118,7 +128,39 @@ def _build(values: Mapping[str, str]) -> Settings:
         p2p_poll_seconds=_integer(values, "P2P_POLL_SECONDS", 60, 5, 86400),
         endpoints={name: _base_url(name, values.get(name) or default)
                    for name, default in DEFAULT_URLS.items()},
+        **_auth_settings(values),
     )
+
+
+def _auth_settings(values: Mapping[str, str]) -> dict[str, Any]:
+    """Accounts, sessions and throttling (the first admin, the login window, cookies)."""
+    return {
+        "admin_user": _username(values.get("P2PDASH_ADMIN_USER") or "admin"),
+        "admin_password": _admin_password(values.get("P2PDASH_ADMIN_PASSWORD")),
+        "login_max_failures": _integer(values, "P2PDASH_LOGIN_MAX_FAILURES", 5, 1, 1000),
+        "login_window_seconds": _integer(values, "P2PDASH_LOGIN_WINDOW_SECONDS", 900, 1, 86400),
+        "api_rate_per_minute": _integer(values, "P2PDASH_API_RATE_PER_MINUTE", 600, 1, 1_000_000),
+        "remember_days": _integer(values, "P2PDASH_REMEMBER_DAYS", 30, 1, 3650),
+        "secure_cookies": _boolean(values, "P2PDASH_SECURE_COOKIES", False),
+        "trusted_proxies": _integer(values, "P2PDASH_TRUSTED_PROXIES", 0, 0, 10),
+    }
+
+
+def _username(raw: str) -> str:
+    value = raw.strip()
+    if not USERNAME.match(value):
+        raise ConfigError(f"P2PDASH_ADMIN_USER: {raw!r} is not a username (letters, digits, "
+                          "'.', '_', '-', up to 64)")
+    return value
+
+
+def _admin_password(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    if len(raw) < MIN_PASSWORD_LENGTH:
+        raise ConfigError(f"P2PDASH_ADMIN_PASSWORD: must be at least {MIN_PASSWORD_LENGTH} "
+                          "characters")
+    return raw
 
 
 def _choice(values: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str,

@@ -10,8 +10,9 @@ from flask import Flask
 
 import callbacks
 import layouts
+from app.access import guard_layout
 from app.vendor import STYLESHEETS
-from layouts.shell import INDEX_STRING, shell
+from layouts.shell import INDEX_STRING, forbidden_block, shell
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -33,7 +34,8 @@ def mount(server: Flask) -> dash.Dash:
     dash_app.index_string = INDEX_STRING
     for page in layouts.PAGES:
         dash.register_page(page.__name__, path=page.PATH, name=page.NAME, title=page.TITLE,
-                           order=page.ORDER, layout=page.layout, roles=page.ROLES)
+                           order=page.ORDER, roles=page.ROLES,
+                           layout=guard_layout(page.layout, page.ROLES, forbidden_block))
     dash_app.layout = shell
     callbacks.register(dash_app)
     server.extensions["dash"] = dash_app

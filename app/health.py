@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from app import state
+from app import access, state
 from db.status import database_status
 from db.timescale import PLAIN_POSTGRES_WARNING
 
@@ -40,6 +40,7 @@ def system_health() -> dict[str, Any]:
 
 
 @bp.get("/healthz")
+@access.public
 def healthz():
     """Liveness and readiness: 200 while the database answers, 503 when it does not."""
     report = system_health()

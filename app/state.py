@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from app.config import Settings
@@ -22,6 +22,11 @@ class AppState:
 def current() -> AppState:
     """The state of the app handling this request."""
     return current_app.extensions["p2pdash"]
+
+
+def current_of(app: Flask) -> AppState:
+    """The state of a given app, outside any request."""
+    return app.extensions["p2pdash"]
 
 
 def app_version() -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, html
 
-from app import state
+from app import access, state
 from app.health import system_health
 from layouts import ids
 
@@ -55,11 +55,13 @@ def warnings_block(report: dict[str, Any]) -> list[dbc.Alert]:
 def register(dash_app: Dash) -> None:
     """Refresh the status cards on load and on every tick."""
 
-    @dash_app.callback(
+    @access.callback(
+        dash_app,
         Output(ids.HOME_DATABASE, "children"),
         Output(ids.HOME_FEEDS, "children"),
         Output(ids.HOME_WARNINGS, "children"),
         Input(ids.HOME_REFRESH, "n_intervals"),
+        roles=access.EVERYONE,
     )
     def update_status(_ticks: int | None):
         report = system_health()

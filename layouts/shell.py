@@ -5,7 +5,9 @@ from __future__ import annotations
 import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
+from flask_login import current_user
 
+from app.auth.users import current_role
 from layouts import ids
 
 # Set the colour mode before first paint, so a dark-mode wall screen never flashes white.
@@ -30,10 +32,30 @@ INDEX_STRING = """<!DOCTYPE html>
 </html>"""
 
 
-def _nav_links() -> list[dbc.NavItem]:
+def _nav_links(role: str | None) -> list[dbc.NavItem]:
     pages = sorted(dash.page_registry.values(), key=lambda page: page["order"])
     return [dbc.NavItem(dbc.NavLink(page["name"], href=page["path"], active="exact"))
-            for page in pages]
+            for page in pages if role in page.get("roles", ())]
+
+
+def _account() -> html.Div:
+    """The signed-in user's name and role, and a way out."""
+    if not current_user or not current_user.is_authenticated:
+        return html.Div()
+    return html.Div([
+        html.Span([html.I(className="bi bi-person-circle me-1"), current_user.username,
+                   dbc.Badge(current_user.role, color="secondary", className="ms-2")],
+                  id=ids.NAV_USER, className="text-body-secondary me-3"),
+        html.A("Sign out", href="/logout", id=ids.NAV_LOGOUT,
+               className="btn btn-sm btn-outline-secondary"),
+    ], className="d-flex align-items-center ms-3")
+
+
+def forbidden_block() -> dbc.Alert:
+    """What a page shows to a role that may not see it."""
+    return dbc.Alert([html.H2("Not allowed", className="h5"),
+                      html.P("Your role may not open this page.", className="mb-0")],
+                     color="warning", id=ids.FORBIDDEN)
 
 
 def navbar() -> dbc.Navbar:
@@ -43,8 +65,10 @@ def navbar() -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container([
             dbc.NavbarBrand([html.I(className="bi bi-graph-up-arrow me-2"), "p2pdash"], href="/"),
-            dbc.Nav(_nav_links(), id=ids.NAV_LINKS, className="me-auto", navbar=True),
+            dbc.Nav(_nav_links(current_role()), id=ids.NAV_LINKS, className="me-auto",
+                    navbar=True),
             theme_switch,
+            _account(),
         ], fluid=True),
         className="border-bottom mb-3",
     )

@@ -8,21 +8,26 @@ which takes a fraction of a second. Browser tests use Debian's Chromium headless
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
 from app import create_app
+from app.access import ROLES
+from app.auth import commands, users
 from app.config import Settings, load_settings
 from db.embedded import EmbeddedPostgres, free_port
 from db.engine import make_engine
 from db.migrate import upgrade
+from layouts.ids import NAV_USER
 
 TEMPLATE = "p2pdash_template"
 TEST_SECRET = "test-secret-key-" + "x" * 32
@@ -120,6 +125,104 @@ def app(settings: Settings) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask):
     return app.test_client()
+
+
+def password_for(role: str) -> str:
+    """The password the test users of a role sign in with."""
+    return f"correct-horse-{role}-battery"
+
+
+def add_user(app: Flask, role: str, username: str | None = None,
+             password: str | None = None) -> users.User:
+    """Create a user of `role` (named after it unless told) through the real command."""
+    engine = app.extensions["p2pdash"].engine
+    return commands.create_user(engine, "test", username or role, password or password_for(role),
+                                role)
+
+
+def ensure_user(app: Flask, role: str) -> None:
+    """Make sure the user named after `role` exists."""
+    if users.find(app.extensions["p2pdash"].engine, role) is None:
+        add_user(app, role)
+
+
+class AuthActions:
+    """Sign a test client in and out through the real login form (CSRF token and all)."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def csrf_token(self) -> str:
+        """The CSRF token of a fresh login form."""
+        page = self.client.get("/login").get_data(as_text=True)
+        match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+        assert match, "the login form carries a CSRF token"
+        return match[1]
+
+    def login(self, username: str, password: str, *, remember: bool = False,
+              next_path: str | None = None):
+        """Post the login form; return the response (302 on success)."""
+        form = {"csrf_token": self.csrf_token(), "username": username, "password": password}
+        if remember:
+            form["remember"] = "y"
+        url = "/login" + (f"?next={next_path}" if next_path else "")
+        return self.client.post(url, data=form)
+
+    def logout(self):
+        """Sign out."""
+        return self.client.get("/logout")
+
+    def dash_headers(self) -> dict[str, str]:
+        """Headers a Dash callback POST needs: load a page, echo its CSRF cookie."""
+        self.client.get("/")
+        cookie = self.client.get_cookie("_csrf_token")
+        assert cookie is not None, "a signed-in page load sets the _csrf_token cookie"
+        return {"X-CSRFToken": cookie.value}
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def client_as(app: Flask) -> Callable[[str], FlaskClient]:
+    """A factory of test clients signed in as the user named after a role."""
+
+    def make(role: str) -> FlaskClient:
+        assert role in ROLES
+        ensure_user(app, role)
+        signed_in = app.test_client()
+        response = AuthActions(signed_in).login(role, password_for(role))
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return signed_in
+
+    return make
+
+
+def browser_sign_in(dash_duo, username: str, password: str, path: str = "/") -> None:
+    """Sign in through the login page in Chromium, then open `path` and wait for Dash."""
+    base = dash_duo.server.url
+    dash_duo.driver.get(f"{base}/login")
+    dash_duo.wait_for_element("#username", timeout=20).send_keys(username)
+    dash_duo.find_element("#password").send_keys(password)
+    dash_duo.find_element("#login-submit").click()
+    dash_duo.wait_for_element(f"#{NAV_USER}", timeout=20)
+    dash_duo.server_url = base
+    if path != "/":
+        dash_duo.wait_for_page(f"{base}{path}", timeout=20)
+
+
+@pytest.fixture
+def start_as(dash_duo, app: Flask, dash_app, port: int) -> Callable[..., None]:
+    """Start the app in a real server and sign Chromium in as the user of a role."""
+
+    def start(role: str, path: str = "/") -> None:
+        ensure_user(app, role)
+        dash_duo.start_server(dash_app, navigate=False, port=port)
+        browser_sign_in(dash_duo, role, password_for(role), path)
+
+    return start
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from sqlalchemy import text
 from layouts import ids
 
 
-def test_home001_shows_database_and_timescaledb(dash_duo, dash_app, port):
-    dash_duo.start_server(dash_app, port=port)
+def test_home001_shows_database_and_timescaledb(dash_duo, start_as):
+    start_as("kiosk")
     dash_duo.wait_for_contains_text(f"#{ids.HOME_DATABASE}", "TimescaleDB", timeout=20)
     database = dash_duo.find_element(f"#{ids.HOME_DATABASE}").text
     assert "up" in database and "2." in database
@@ -17,17 +17,17 @@ def test_home001_shows_database_and_timescaledb(dash_duo, dash_app, port):
     assert dash_duo.get_logs() == []
 
 
-def test_home002_lists_feeds_once_runs_exist(dash_duo, app, dash_app, port):
+def test_home002_lists_feeds_once_runs_exist(dash_duo, app, start_as):
     with app.extensions["p2pdash"].engine.begin() as connection:
         connection.execute(text("INSERT INTO runs (source, kind, status, finished_at) "
                                 "VALUES ('binance_ws', 'ws_session', 'ok', now())"))
-    dash_duo.start_server(dash_app, port=port)
+    start_as("trader")
     dash_duo.wait_for_contains_text(f"#{ids.HOME_FEEDS}", "binance_ws", timeout=20)
     assert dash_duo.get_logs() == []
 
 
-def test_home003_theme_switch_sets_and_keeps_dark_mode(dash_duo, dash_app, port):
-    dash_duo.start_server(dash_app, port=port)
+def test_home003_theme_switch_sets_and_keeps_dark_mode(dash_duo, start_as):
+    start_as("analyst")
     dash_duo.wait_for_element(f"#{ids.THEME_SWITCH}", timeout=20)
     theme = "return document.documentElement.getAttribute('data-bs-theme')"
     assert dash_duo.driver.execute_script(theme) == "light"

@@ -1,0 +1,169 @@
+"""Who may call what: the one registry the auth gate and the route-walk test both read.
+
+Every Flask endpoint and every server-side Dash callback declares a Rule next to itself:
+`@access.allow(*roles)`, `@access.public` or `@access.api_key(scope)` on a view, and
+`access.callback(dash_app, ..., roles=...)` instead of `dash_app.callback(...)`. Endpoints
+that other libraries add (Dash, static files) have their rules in FOREIGN_ENDPOINTS below.
+Anything without a rule is refused: deny by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from dash import Dash
+from flask import Flask
+
+ROLES = ("kiosk", "trader", "analyst", "admin")
+EVERYONE = ROLES
+ADMINS = ("admin",)
+SCOPES = ("read", "export", "ingest")
+# The widest API scopes a user of each role may hold (DESIGN.md section 5).
+ROLE_SCOPES: dict[str, tuple[str, ...]] = {
+    "kiosk": (),
+    "trader": (),
+    "analyst": ("read", "export"),
+    "admin": ("read", "export", "ingest"),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One access rule.
+
+    kind: "public" (anyone), "user" (a signed-in user of `roles`), "api" (an API key,
+    with `scope` unless None), "callbacks" (the Dash callback route: per-callback rules),
+    "pages" (Dash page routes: per-page roles from the page registry).
+    """
+
+    kind: str
+    roles: frozenset[str] = frozenset()
+    scope: str | None = None
+
+    def admits(self, role: str | None) -> bool:
+        """Whether a signed-in user with `role` passes a "user" rule."""
+        return role is not None and role in self.roles
+
+
+PUBLIC = Rule("public")
+NOBODY = Rule("user")
+SIGNED_IN = Rule("user", frozenset(ROLES))
+DASH_CALLBACKS = Rule("callbacks")
+DASH_PAGES = Rule("pages")
+ATTRIBUTE = "__access_rule__"
+
+# Endpoints registered by Flask, Dash and spectree themselves.
+FOREIGN_ENDPOINTS: dict[str, Rule] = {
+    "static": PUBLIC,
+    "vendor.static": PUBLIC,
+    "_dash_assets.static": PUBLIC,
+    "/_dash-component-suites/<string:package_name>/<path:fingerprinted_path>": PUBLIC,
+    "/_favicon.ico": PUBLIC,
+    "/_dash-layout": SIGNED_IN,
+    "/_dash-dependencies": SIGNED_IN,
+    "/_reload-hash": SIGNED_IN,
+    "/_dash-update-component": DASH_CALLBACKS,
+    "/": DASH_PAGES,
+    "/<path:path>": DASH_PAGES,
+}
+# Callbacks Dash registers itself: the pages router (each layout checks its own roles).
+FOREIGN_CALLBACKS: dict[str, Rule] = {
+    ".._pages_content.children..._pages_store.data..": SIGNED_IN,
+}
+CALLBACK_RULES = "p2pdash.callback_rules"
+
+
+def _mark(rule: Rule) -> Callable[[Callable], Callable]:
+    def decorate(view: Callable) -> Callable:
+        setattr(view, ATTRIBUTE, rule)
+        return view
+
+    return decorate
+
+
+def allow(*roles: str) -> Callable[[Callable], Callable]:
+    """Let signed-in users of these roles call the decorated view."""
+    return _mark(Rule("user", _roles(roles)))
+
+
+def public(view: Callable) -> Callable:
+    """Let anyone call the decorated view (login, health)."""
+    return _mark(PUBLIC)(view)
+
+
+def api_key(scope: str | None = None) -> Callable[[Callable], Callable]:
+    """Let a valid API key call the decorated view; with `scope`, only keys holding it."""
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
+    return _mark(Rule("api", scope=scope))
+
+
+def _roles(roles: Iterable[str]) -> frozenset[str]:
+    chosen = frozenset(roles)
+    unknown = chosen - set(ROLES)
+    if unknown or not chosen:
+        raise ValueError(f"roles must be some of {', '.join(ROLES)}; got {sorted(chosen)}")
+    return chosen
+
+
+def rule_for_endpoint(app: Flask, endpoint: str | None) -> Rule | None:
+    """The rule of a Flask endpoint, or None when it has none (refused)."""
+    if endpoint is None:
+        return None
+    if endpoint in FOREIGN_ENDPOINTS:
+        return FOREIGN_ENDPOINTS[endpoint]
+    view = app.view_functions.get(endpoint)
+    return getattr(view, ATTRIBUTE, None)
+
+
+def rule_for_endpoint_name(endpoint: str | None) -> Rule | None:
+    """The rule of an endpoint that other libraries registered, if it is one."""
+    return FOREIGN_ENDPOINTS.get(endpoint or "")
+
+
+def callback_rules(app: Flask) -> dict[str, Rule]:
+    """The per-callback rules of the Dash app mounted on `app`, keyed by output id."""
+    return app.extensions.setdefault(CALLBACK_RULES, dict(FOREIGN_CALLBACKS))
+
+
+def rule_for_callback(app: Flask, output: str | None) -> Rule | None:
+    """The rule of the Dash callback writing `output`, or None (refused)."""
+    if not output:
+        return None
+    return callback_rules(app).get(output)
+
+
+def callback(dash_app: Dash, *dependencies: Any, roles: Iterable[str],
+             **options: Any) -> Callable[[Callable], Callable]:
+    """Register a Dash callback that only signed-in users of `roles` may trigger."""
+    rule = Rule("user", _roles(roles))
+    known = set(dash_app.callback_map)
+    register = dash_app.callback(*dependencies, **options)
+    rules = callback_rules(dash_app.server)
+    for key in set(dash_app.callback_map) - known:
+        rules[key] = rule
+
+    @wraps(register)
+    def decorate(func: Callable) -> Callable:
+        return register(func)
+
+    return decorate
+
+
+def guard_layout(layout: Callable[..., Any], roles: Iterable[str],
+                 refuse: Callable[[], Any]) -> Callable[..., Any]:
+    """Wrap a page layout so a user whose role may not see it gets `refuse()` instead."""
+    allowed = _roles(roles)
+
+    @wraps(layout)
+    def guarded(**params: Any) -> Any:
+        from app.auth.users import current_role
+
+        if current_role() not in allowed:
+            return refuse()
+        return layout(**params)
+
+    return guarded
