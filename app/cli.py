@@ -1,4 +1,4 @@
-"""The p2pdash command: run the app, manage the database (and, later, users and keys)."""
+"""The p2pdash command: run the app, manage the database, users and API keys."""
 
 from __future__ import annotations
 
@@ -103,6 +103,12 @@ def db_current(ctx: click.Context) -> None:
     with database(_settings(ctx)) as settings:
         engine = make_engine(settings.database_url or "")
         click.echo(f"database: {current_revision(engine) or 'empty'}; code: {head_revision()}")
+
+
+from app.cli_users import keys_group, users_group  # noqa: E402  (after cli exists)
+
+cli.add_command(users_group)
+cli.add_command(keys_group)
 
 
 def main() -> None:

@@ -12,10 +12,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, g, jsonify
 from pydantic import ValidationError
-from spectree import SecurityScheme, SpecTree
+from spectree import SpecTree
 
 from app import access
-from app.api.errors import ApiError
+from app.api.errors import ApiError, ValidationErrorBody
 from app.api.keys import ApiPrincipal
 from app.extensions import csrf
 
@@ -49,12 +49,12 @@ spec = SpecTree(
                 "Authorization: Bearer.",
     page_templates={},
     security_schemes=[
-        SecurityScheme(name="ApiKey", data={"type": "apiKey", "in": "header",
-                                            "name": "X-API-Key"}),
-        SecurityScheme(name="Bearer", data={"type": "http", "scheme": "bearer"}),
+        {"name": "ApiKey", "data": {"type": "apiKey", "field_in": "header", "name": "X-API-Key"}},
+        {"name": "Bearer", "data": {"type": "http", "scheme": "bearer"}},
     ],
     security=[{"ApiKey": []}, {"Bearer": []}],
     before=_reject_invalid,
+    validation_error_model=ValidationErrorBody,
 )
 
 

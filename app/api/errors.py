@@ -11,10 +11,38 @@ from werkzeug.exceptions import HTTPException
 PREFIX = "/api/"
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable code, a sentence, and details (fields at fault)."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
 class ErrorBody(BaseModel):
     """The shape of every API error, for the OpenAPI document."""
 
-    error: dict[str, Any]
+    error: ErrorDetail
+
+
+class FieldError(BaseModel):
+    """One bad field: `index` is the item of a list body (None for a single object)."""
+
+    index: int | None
+    field: str | None
+    message: str
+
+
+class ValidationDetail(ErrorDetail):
+    """A 422: one entry per bad field."""
+
+    details: list[FieldError]
+
+
+class ValidationErrorBody(BaseModel):
+    """The shape of a 422 answer."""
+
+    error: ValidationDetail
 
 
 class ApiError(Exception):

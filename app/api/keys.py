@@ -18,7 +18,8 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.access import ROLE_SCOPES, SCOPES
-from app.auth.users import AccountError, User
+from app.auth.errors import AccountError
+from app.auth.users import User
 from db.schema import api_keys, users
 
 KEY_PREFIX = "p2pd"

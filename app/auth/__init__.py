@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import access, state
 from app.auth import commands, throttle, users
+from app.auth.cookies import SecureCookiesOverHttps
 from app.auth.gate import check_access
 from app.config import Settings
 from app.extensions import csrf, login_manager
@@ -30,16 +31,16 @@ def register(server: Flask, settings: Settings) -> None:
     from app.auth.views import bp
 
     _configure_cookies(server, settings)
-    if settings.trusted_proxies:
-        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
-                                   x_proto=settings.trusted_proxies)
+    wsgi = SecureCookiesOverHttps(server.wsgi_app)
+    if settings.trusted_proxies:  # then X-Forwarded-For/-Proto say who called, and how
+        wsgi = ProxyFix(wsgi, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+    server.wsgi_app = wsgi  # type: ignore[method-assign]
     server.before_request(check_access)
     login_manager.init_app(server)
     csrf.init_app(server)
     server.extensions[throttle.EXTENSION] = throttle.Throttle(settings)
     server.register_blueprint(bp)
     server.after_request(_csrf_cookie)
-    server.after_request(_secure_cookies)
 
 
 def _configure_cookies(server: Flask, settings: Settings) -> None:
@@ -64,18 +65,7 @@ def _csrf_cookie(response):
     rule = access.rule_for_endpoint_name(request.endpoint)
     if rule is access.DASH_PAGES and request.method == "GET" and users.current_role():
         response.set_cookie(CSRF_COOKIE, generate_csrf(), samesite="Lax",
-                            secure=state.current().settings.secure_cookies or request.is_secure)
-    return response
-
-
-def _secure_cookies(response):
-    """Mark every cookie Secure when the request came over HTTPS."""
-    cookies = response.headers.getlist("Set-Cookie")
-    if request.is_secure and cookies:
-        response.headers.remove("Set-Cookie")
-        for cookie in cookies:
-            secure = "; secure" in cookie.lower()
-            response.headers.add("Set-Cookie", cookie if secure else f"{cookie}; Secure")
+                            secure=state.current().settings.secure_cookies)
     return response
 
 

@@ -13,7 +13,8 @@ from sqlalchemy import Connection, Engine
 from app import audit
 from app.api import keys
 from app.auth import users
-from app.auth.users import AccountError, UnknownUser, User
+from app.auth.errors import AccountError, UnknownUser
+from app.auth.users import User
 
 
 class LastAdminError(AccountError):

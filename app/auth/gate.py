@@ -35,7 +35,7 @@ def check_access():
         return None
     if rule.kind == "api":
         return _check_api(rule)
-    page = rule.kind == "pages" and request.method in ("GET", "HEAD")
+    page = request.method in ("GET", "HEAD") and (rule.kind == "pages" or _browser_navigation())
     if not current_user.is_authenticated:
         return _unauthenticated(page)
     if not _user_rule(rule).admits(current_role()):
@@ -60,6 +60,11 @@ def page_rule(path: str) -> access.Rule | None:
         return access.SIGNED_IN
     roles = page.get("roles")
     return access.Rule("user", frozenset(roles)) if roles else None
+
+
+def _browser_navigation() -> bool:
+    """Whether a browser asked for a page (a redirect helps), not a script (JSON helps)."""
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
 def _callback_output() -> str | None:

@@ -5,16 +5,13 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from app.auth.errors import PasswordPolicyError
 from app.config import MIN_PASSWORD_LENGTH
 
 # argon2-cffi's defaults follow RFC 9106's second recommendation (64 MiB, 3 passes).
 _hasher = PasswordHasher()
 # Compared against when the username is unknown, so both paths take the same time.
 _DUMMY_HASH = _hasher.hash("p2pdash-no-such-user")
-
-
-class PasswordPolicyError(ValueError):
-    """A new password is too weak; the message says why."""
 
 
 def check_policy(password: str) -> None:

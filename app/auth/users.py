@@ -12,21 +12,10 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.access import ROLES
+from app.auth.errors import AccountError, UnknownUser, UserExists
 from app.auth.passwords import hash_password
 from app.config import USERNAME
 from db.schema import users
-
-
-class AccountError(ValueError):
-    """An account action cannot be done; the message says why (shown to the admin)."""
-
-
-class UnknownUser(AccountError):
-    """No user has that name or id."""
-
-
-class UserExists(AccountError):
-    """The username is taken (names are compared without case)."""
 
 
 @dataclass(frozen=True)
