@@ -69,9 +69,13 @@ FOREIGN_ENDPOINTS: dict[str, Rule] = {
     "/": DASH_PAGES,
     "/<path:path>": DASH_PAGES,
 }
-# Callbacks Dash registers itself: the pages router (each layout checks its own roles).
+# Callbacks other libraries register: Dash's pages router (each layout checks its own
+# roles), and the theme-changer widget of dash-bootstrap-templates, which p2pdash never
+# shows (importing the package registers it globally).
 FOREIGN_CALLBACKS: dict[str, Rule] = {
     ".._pages_content.children..._pages_store.data..": SIGNED_IN,
+    '{"aio_id":["MATCH"],"component":"ThemeChangerAIO","subcomponent":"offcanvas"}.is_open':
+        NOBODY,
 }
 CALLBACK_RULES = "p2pdash.callback_rules"
 

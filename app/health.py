@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from redis import Redis
+from redis.exceptions import RedisError
 
 from app import access, state
 from db.status import database_status
@@ -37,6 +39,18 @@ def system_health() -> dict[str, Any]:
         "schema_revision": db.revision,
         "warnings": warnings,
     }
+
+
+def cache_status() -> dict[str, Any]:
+    """Which cache backend serves this process, and whether it answers."""
+    settings = state.current().settings
+    if not settings.redis_url:
+        return {"backend": "process-local", "ok": True, "error": None}
+    try:
+        Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1).ping()
+    except RedisError as error:
+        return {"backend": "redis", "ok": False, "error": str(error).splitlines()[0]}
+    return {"backend": "redis", "ok": True, "error": None}
 
 
 @bp.get("/healthz")

@@ -2,10 +2,10 @@
 
 from dash import Dash
 
-from callbacks import home, shell
+from callbacks import admin, home, shell
 
 
 def register(dash_app: Dash) -> None:
     """Attach every page's callbacks to `dash_app`."""
-    for module in (shell, home):
+    for module in (shell, home, admin):
         module.register(dash_app)

@@ -1,5 +1,5 @@
 """Dash pages, one module each: PATH, NAME, TITLE, ORDER, ROLES and a pure layout(**params)."""
 
-from layouts import home
+from layouts import admin, home
 
-PAGES = [home]
+PAGES = [home, admin]

@@ -45,9 +45,9 @@ def _account() -> html.Div:
     return html.Div([
         html.Span([html.I(className="bi bi-person-circle me-1"), current_user.username,
                    dbc.Badge(current_user.role, color="secondary", className="ms-2")],
-                  id=ids.NAV_USER, className="text-body-secondary me-3"),
+                  id=ids.NAV_USER, className="navbar-text me-3"),
         html.A("Sign out", href="/logout", id=ids.NAV_LOGOUT,
-               className="btn btn-sm btn-outline-secondary"),
+               className="btn btn-sm btn-outline-light"),
     ], className="d-flex align-items-center ms-3")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from dash import page_registry
+from dash._callback import GLOBAL_CALLBACK_MAP
 from werkzeug.routing import Rule as UrlRule
 
 from app import access
@@ -129,14 +130,17 @@ def test_every_dash_page_checks_the_role(app, walker, who):
 
 @pytest.mark.parametrize("who", WHO)
 def test_every_dash_callback_answers_as_its_rule_says(app, dash_app, walker, who):
-    walker.client("admin").get("/")  # the first request registers Dash's own callbacks
+    # Callbacks registered with dash.callback wait in a global map until the first request.
+    callback_map = {**GLOBAL_CALLBACK_MAP, **dash_app.callback_map}
+    walker.client("admin").get("/")  # the first request also registers the pages router
+    callback_map.update(dash_app.callback_map)
     problems = []
-    for key in server_callbacks(dash_app.callback_map):
+    for key in server_callbacks(callback_map):
         rule = access.rule_for_callback(app, key)
         if rule is None:
             problems.append(f"callback {key} has no access rule")
             continue
-        body = callback_body(dash_app.callback_map, key)
+        body = callback_body(callback_map, key)
         response = walker.client(who).post("/_dash-update-component", json=body,
                                            headers=walker.headers(who))
         problem = _problem(rule, who, response, page=False)

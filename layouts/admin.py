@@ -1,0 +1,118 @@
+"""Admin: users, API keys, the audit log, ingestion runs and system health (admins only)."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from app import access
+from db.ops import RUN_STATUSES
+from layouts import ids
+
+PATH = "/admin"
+NAME = "Admin"
+TITLE = "Admin · p2pdash"
+ORDER = 90
+ROLES = access.ADMINS
+
+HEALTH_REFRESH_MS = 15_000
+SINCE_CHOICES = {"1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days",
+                 "30d": "last 30 days", "all": "all time"}
+
+
+def _field(label: str, control, width: int = 12) -> dbc.Col:
+    return dbc.Col([dbc.Label(label, html_for=getattr(control, "id", None)), control],
+                   md=width, className="mb-2")
+
+
+def _role_select(component_id: str, value: str = "kiosk") -> dbc.Select:
+    return dbc.Select(id=component_id, value=value,
+                      options=[{"label": role, "value": role} for role in access.ROLES])
+
+
+def users_tab() -> html.Div:
+    """The user table, a create form and a manage form."""
+    create = dbc.Card([dbc.CardHeader("New user"), dbc.CardBody([
+        dbc.Row([_field("Username", dbc.Input(id=ids.ADMIN_NEW_USERNAME), 6),
+                 _field("Role", _role_select(ids.ADMIN_NEW_ROLE), 6)]),
+        dbc.Row([_field("Email (optional)", dbc.Input(id=ids.ADMIN_NEW_EMAIL, type="email"), 6),
+                 _field("Password", dbc.Input(id=ids.ADMIN_NEW_PASSWORD, type="password"), 6)]),
+        dbc.Button("Create user", id=ids.ADMIN_CREATE_USER, color="primary"),
+        html.Div(id=ids.ADMIN_USER_FEEDBACK, className="mt-2"),
+    ])], className="mb-3")
+    manage = dbc.Card([dbc.CardHeader("Manage a user"), dbc.CardBody([
+        _field("User", dcc.Dropdown(id=ids.ADMIN_MANAGE_USER, clearable=False)),
+        dbc.InputGroup([_role_select(ids.ADMIN_MANAGE_ROLE),
+                        dbc.Button("Change role", id=ids.ADMIN_SET_ROLE)], className="mb-2"),
+        dbc.InputGroup([dbc.Input(id=ids.ADMIN_RESET_PASSWORD, type="password",
+                                  placeholder="New password"),
+                        dbc.Button("Reset password", id=ids.ADMIN_RESET_PASSWORD_GO)],
+                       className="mb-2"),
+        dbc.Button("Disable", id=ids.ADMIN_DISABLE_USER, color="danger", outline=True,
+                   className="me-2"),
+        dbc.Button("Enable", id=ids.ADMIN_ENABLE_USER, color="success", outline=True),
+        html.Div(id=ids.ADMIN_MANAGE_FEEDBACK, className="mt-2"),
+    ])], className="mb-3")
+    return dbc.Row([dbc.Col(html.Div(id=ids.ADMIN_USERS_TABLE), lg=7),
+                    dbc.Col([create, manage], lg=5)], className="mt-3")
+
+
+def keys_tab() -> html.Div:
+    """The key list (with revoke buttons) and a create form that shows a new key once."""
+    create = dbc.Card([dbc.CardHeader("New API key"), dbc.CardBody([
+        _field("For user", dcc.Dropdown(id=ids.ADMIN_KEY_USER)),
+        _field("Name", dbc.Input(id=ids.ADMIN_KEY_NAME, placeholder="what it is for")),
+        _field("Scopes", dbc.Checklist(id=ids.ADMIN_KEY_SCOPES, inline=True, value=["read"],
+                                       options=[{"label": s, "value": s} for s in access.SCOPES])),
+        _field("Expires after days (empty: never)",
+               dbc.Input(id=ids.ADMIN_KEY_EXPIRES, type="number", min=1, max=3650, step=1)),
+        dbc.Button("Create key", id=ids.ADMIN_CREATE_KEY, color="primary"),
+        html.Div(id=ids.ADMIN_NEW_KEY, className="mt-2"),
+    ])])
+    return dbc.Row([dbc.Col([html.Div(id=ids.ADMIN_KEY_FEEDBACK),
+                             html.Div(id=ids.ADMIN_KEYS_TABLE)], lg=8),
+                    dbc.Col(create, lg=4)], className="mt-3")
+
+
+def audit_tab() -> html.Div:
+    """Filters (actor, action, time) over the audit log."""
+    filters = dbc.Row([
+        _field("Actor starts with", dbc.Input(id=ids.ADMIN_AUDIT_ACTOR, debounce=True), 4),
+        _field("Action", dcc.Dropdown(id=ids.ADMIN_AUDIT_ACTION, placeholder="any"), 4),
+        _field("When", dbc.Select(id=ids.ADMIN_AUDIT_SINCE, value="7d", options=[
+            {"label": label, "value": value} for value, label in SINCE_CHOICES.items()]), 4),
+    ])
+    return html.Div([filters, html.Div(id=ids.ADMIN_AUDIT_TABLE)], className="mt-3")
+
+
+def runs_tab() -> html.Div:
+    """Ingestion runs by source and status; open one to see its counts and errors."""
+    filters = dbc.Row([
+        _field("Source", dcc.Dropdown(id=ids.ADMIN_RUNS_SOURCE, placeholder="any"), 6),
+        _field("Status", dcc.Dropdown(id=ids.ADMIN_RUNS_STATUS, placeholder="any", options=[
+            {"label": status, "value": status} for status in RUN_STATUSES]), 6),
+    ])
+    return dbc.Row([dbc.Col([filters, html.Div(id=ids.ADMIN_RUNS_TABLE)], lg=7),
+                    dbc.Col(html.Div(id=ids.ADMIN_RUN_DETAIL), lg=5)], className="mt-3")
+
+
+def health_tab() -> html.Div:
+    """Database, extension, cache, ingest leader and feed staleness, refreshed live."""
+    return html.Div([html.Div(id=ids.ADMIN_HEALTH, className="mt-3"),
+                     dcc.Interval(id=ids.ADMIN_HEALTH_REFRESH, interval=HEALTH_REFRESH_MS)])
+
+
+def layout(**_params: str) -> html.Div:
+    """Five tabs, each filled by its callbacks."""
+    return html.Div([
+        html.H2("Administration", className="h4 mb-3"),
+        dcc.Store(id=ids.ADMIN_USERS_VERSION, data=0),
+        dcc.Store(id=ids.ADMIN_KEYS_VERSION, data=0),
+        dbc.Tabs([
+            dbc.Tab(users_tab(), label="Users", tab_id="users"),
+            dbc.Tab(keys_tab(), label="API keys", tab_id="keys"),
+            dbc.Tab(audit_tab(), label="Audit log", tab_id="audit"),
+            dbc.Tab(runs_tab(), label="Ingestion runs", tab_id="runs"),
+            dbc.Tab(health_tab(), label="Health", tab_id="health"),
+        ], id=ids.ADMIN_TABS, active_tab="users"),
+    ])
