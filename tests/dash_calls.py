@@ -17,8 +17,12 @@ def _dependency(dependency: dict[str, Any], value: Any) -> Any:
 
 
 def callback_body(callback_map: dict[str, Any], key: str,
-                  values: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A body that triggers callback `key` with inputs and states from `values` (else None)."""
+                  values: dict[str, Any] | None = None,
+                  changed: str | None = None) -> dict[str, Any]:
+    """A body that triggers callback `key` with inputs and states from `values` (else None).
+
+    `changed` is the "component.property" that fired (default: the first input).
+    """
     entry = callback_map[key]
     values = values or {}
     outputs = entry["output"] if isinstance(entry["output"], list) else [entry["output"]]
@@ -32,8 +36,8 @@ def callback_body(callback_map: dict[str, Any], key: str,
         "outputs": out if isinstance(entry["output"], list) else out[0],
         "inputs": inputs,
         "state": [_dependency(dep, values.get(name(dep))) for dep in entry["state"]],
-        "changedPropIds": [name(dep) for dep in entry["inputs"][:1]
-                           if not _wildcard(dep["id"])],
+        "changedPropIds": [changed] if changed else [
+            name(dep) for dep in entry["inputs"][:1] if not _wildcard(dep["id"])],
     }
 
 
