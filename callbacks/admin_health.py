@@ -33,7 +33,7 @@ def _badge(ok: bool, yes: str, no: str) -> dbc.Badge:
 def leader_block(leader: dict[str, Any] | None) -> html.Div:
     """Who holds the ingest leader lock, as pg_locks says."""
     if leader is None:
-        return html.Div(dbc.Badge(NO_LEADER, color="warning", className="text-wrap"))
+        return html.Div(dbc.Alert(NO_LEADER, color="warning", className="mb-0"))
     return html.Div([
         _fact("Application", leader["application_name"] or "-"),
         _fact("Client", leader["client_addr"] or "local socket"),
@@ -47,9 +47,9 @@ def feeds_table(feeds: dict[str, dict[str, Any]], limit: int) -> html.Div:
     rows = []
     for source, feed in sorted(feeds.items()):
         fresh = feed["status"] == "running" or feed["age_seconds"] <= limit
-        rows.append([source, feed["status"], feed["last_run_at"],
-                     f"{feed['age_seconds']:.0f} s", _badge(fresh, "fresh", "stale")])
-    return table(["Feed", "Last status", "Last run", "Age", ""], rows)
+        rows.append([source, feed["status"], f"{feed['age_seconds']:.0f} s",
+                     _badge(fresh, "fresh", "stale")])
+    return table(["Feed", "Last status", "Age", ""], rows)
 
 
 def health_view(report: dict[str, Any], cache: dict[str, Any], leader: dict[str, Any] | None,
@@ -65,12 +65,13 @@ def health_view(report: dict[str, Any], cache: dict[str, Any], leader: dict[str,
         _fact("Version", report["version"]),
     ]
     return dbc.Row([
-        dbc.Col(dbc.Card([dbc.CardHeader("System"), dbc.CardBody(system)]), lg=4,
+        dbc.Col(dbc.Card([dbc.CardHeader("System"), dbc.CardBody(system)]), lg=4, xl=3,
                 className="mb-3"),
         dbc.Col(dbc.Card([dbc.CardHeader("Ingest leader"),
-                          dbc.CardBody(leader_block(leader))]), lg=4, className="mb-3"),
+                          dbc.CardBody(leader_block(leader))]), lg=4, xl=4,
+                className="mb-3"),
         dbc.Col(dbc.Card([dbc.CardHeader(f"Feeds (stale after {limit} s)"),
-                          dbc.CardBody(feeds_table(report["feeds"], limit))]), lg=4,
+                          dbc.CardBody(feeds_table(report["feeds"], limit))]), lg=4, xl=5,
                 className="mb-3"),
     ])
 

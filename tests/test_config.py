@@ -99,3 +99,24 @@ def test_cli_exits_with_one_line_naming_the_variable(tmp_path, name, value):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert name in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("P2PDASH_ADMIN_PASSWORD", "short", "P2PDASH_ADMIN_PASSWORD: must be at least 10"),
+    ("P2PDASH_ADMIN_USER", "has space", "P2PDASH_ADMIN_USER: 'has space' is not a username"),
+    ("P2PDASH_LOGIN_WINDOW_SECONDS", "0", "P2PDASH_LOGIN_WINDOW_SECONDS: must be from 1"),
+    ("P2PDASH_LOGIN_MAX_FAILURES", "x", "P2PDASH_LOGIN_MAX_FAILURES: must be a whole number"),
+    ("P2PDASH_SECURE_COOKIES", "maybe", "P2PDASH_SECURE_COOKIES: must be true or false"),
+    ("P2PDASH_TRUSTED_PROXIES", "11", "P2PDASH_TRUSTED_PROXIES: must be from 0 to 10"),
+])
+def test_bad_auth_setting_names_the_variable(tmp_path, name, value, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load(tmp_path, **{name: value})
+
+
+def test_auth_defaults_and_the_admin_password_stays_out_of_logs(tmp_path):
+    settings = load(tmp_path, P2PDASH_ADMIN_PASSWORD="first-admin-secret")
+    assert (settings.admin_user, settings.login_max_failures, settings.login_window_seconds,
+            settings.remember_days, settings.secure_cookies) == ("admin", 5, 900, 30, False)
+    assert "first-admin-secret" not in repr(settings) + str(describe(settings))
+    assert load(tmp_path).admin_password is None
