@@ -8,7 +8,7 @@ one entry per bad field: {"index", "field", "message"} (index: the item of a lis
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, g, jsonify
 from pydantic import ValidationError
@@ -16,8 +16,10 @@ from spectree import SpecTree
 
 from app import access
 from app.api.errors import ApiError, ValidationErrorBody
-from app.api.keys import ApiPrincipal
 from app.extensions import csrf
+
+if TYPE_CHECKING:
+    from app.api.keys import ApiPrincipal
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)

@@ -16,9 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import access, state
-from app.auth import commands, throttle, users
+from app.auth import throttle, users
 from app.auth.cookies import SecureCookiesOverHttps
-from app.auth.gate import check_access
 from app.config import Settings
 from app.extensions import csrf, login_manager
 
@@ -28,6 +27,7 @@ CSRF_COOKIE = "_csrf_token"  # Dash's renderer sends it back as the X-CSRFToken 
 
 def register(server: Flask, settings: Settings) -> None:
     """Bind sessions, the gate, CSRF protection, throttling and the login views."""
+    from app.auth.gate import check_access
     from app.auth.views import bp
 
     _configure_cookies(server, settings)
@@ -71,6 +71,8 @@ def _csrf_cookie(response):
 
 def ensure_first_admin(engine: Engine, settings: Settings) -> None:
     """Create P2PDASH_ADMIN_USER from P2PDASH_ADMIN_PASSWORD when no admin exists yet."""
+    from app.auth import commands
+
     if not settings.admin_password:
         return
     try:
