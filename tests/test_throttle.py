@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.auth.throttle import storage_uri
+from app.health import cache_status
 from tests.conftest import AuthActions, add_user, make_settings, password_for
 
 WINDOW = 3
@@ -83,3 +84,49 @@ def test_redis_url_selects_shared_storage():
     assert storage_uri(None) == "memory://"
     assert storage_uri("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert storage_uri("unix:///run/redis.sock") == "redis+unix:///run/redis.sock"
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A private Redis server on a free loopback port, for this test only."""
+    import shutil
+    import subprocess
+
+    import redis
+
+    from db.embedded import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is missing: run scripts/bootstrap.sh")
+    port = free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_with_redis_every_process_shares_the_failure_count(database_url, tmp_path, redis_url):
+    settings = make_settings(tmp_path, DATABASE_URL=database_url, REDIS_URL=redis_url)
+    first, second = create_app(settings), create_app(settings)
+    add_user(first, "trader")
+    for _ in range(3):
+        assert AuthActions(first.test_client()).login("trader", "wrong-one-x").status_code == 401
+    for _ in range(2):
+        assert AuthActions(second.test_client()).login("trader", "wrong-two-x").status_code == 401
+    assert AuthActions(first.test_client()).login("trader", password_for("trader")) \
+        .status_code == 429
+    with first.app_context():  # the admin health item sees the same Redis
+        assert cache_status() == {"backend": "redis", "ok": True, "error": None}
+    for server in (first, second):
+        server.extensions["p2pdash"].engine.dispose()
