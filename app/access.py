@@ -146,15 +146,11 @@ def callback(dash_app: Dash, *dependencies: Any, roles: Iterable[str],
     rule = Rule("user", _roles(roles))
     known = set(dash_app.callback_map)
     register = dash_app.callback(*dependencies, **options)
+    # Dash files the callback under its output key as soon as it is declared.
     rules = callback_rules(dash_app.server)
     for key in set(dash_app.callback_map) - known:
         rules[key] = rule
-
-    @wraps(register)
-    def decorate(func: Callable) -> Callable:
-        return register(func)
-
-    return decorate
+    return register
 
 
 def guard_layout(layout: Callable[..., Any], roles: Iterable[str],

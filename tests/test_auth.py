@@ -161,3 +161,12 @@ def test_admin_password_variable_creates_the_first_admin_once(database_url, tmp_
 def test_no_default_password_exists(app, auth):
     for username, password in (("admin", "admin"), ("admin", "password"), ("root", "root")):
         assert auth.login(username, password).status_code == 401
+
+
+def test_login_page_says_when_the_database_is_down(tmp_path, port):
+    settings = make_settings(tmp_path, DATABASE_URL=f"postgresql://u:p@127.0.0.1:{port}/none")
+    client = create_app(settings).test_client()
+    assert client.get("/").status_code == 302
+    page = client.get("/login")
+    assert page.status_code == 503
+    assert "database is unreachable" in page.get_data(as_text=True)

@@ -57,7 +57,12 @@ def _configure_cookies(server: Flask, settings: Settings) -> None:
 
 @login_manager.user_loader
 def _load_user(session_id: str) -> users.User | None:
-    return users.load(state.current().engine, session_id)
+    try:
+        return users.load(state.current().engine, session_id)
+    except SQLAlchemyError as error:
+        # Without the users table no session can be checked: treat the caller as signed out.
+        log.error("cannot check the session: %s", getattr(error, "orig", error))
+        return None
 
 
 def _csrf_cookie(response):

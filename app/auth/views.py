@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, redirect, render_template, request
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
+from sqlalchemy.exc import SQLAlchemyError
 from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
@@ -16,6 +17,7 @@ from app.auth.passwords import needs_rehash, verify_password
 
 bp = Blueprint("auth", __name__)
 WRONG = "Wrong username or password."
+DATABASE_DOWN = "The database is unreachable, so nobody can sign in now; see /healthz."
 
 
 class LoginForm(FlaskForm):
@@ -37,10 +39,12 @@ def safe_next(target: str | None) -> str:
 
 
 def _page(form: LoginForm, error: str | None = None, status: int = 200):
-    engine = state.current().engine
+    try:
+        no_users = users.count(state.current().engine) == 0
+    except SQLAlchemyError:
+        no_users, error, status = False, DATABASE_DOWN, 503
     context = {"form": form, "error": error, "next": request.args.get("next"),
-               "no_users": users.count(engine) == 0,
-               "remember_days": state.current().settings.remember_days}
+               "no_users": no_users, "remember_days": state.current().settings.remember_days}
     return render_template("login.html", **context), status
 
 
