@@ -170,3 +170,9 @@ def test_login_page_says_when_the_database_is_down(tmp_path, port):
     page = client.get("/login")
     assert page.status_code == 503
     assert "database is unreachable" in page.get_data(as_text=True)
+    token = page.get_data(as_text=True).split('type="hidden" value="')[1].split('"')[0]
+    posted = client.post("/login", data={"csrf_token": token, "username": "a",
+                                         "password": "b"})
+    assert posted.status_code == 503
+    api = client.get("/api/v1/me", headers={"X-API-Key": "p2pd_00000000_x"})
+    assert api.status_code == 503 and api.get_json()["error"]["code"] == "database_unreachable"

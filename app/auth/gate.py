@@ -13,6 +13,7 @@ from urllib.parse import quote
 from dash._pages import _path_to_page
 from flask import current_app, g, redirect, render_template, request
 from flask_login import current_user
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import access, state
 from app.api.errors import error_response
@@ -105,6 +106,8 @@ def _check_api(rule: access.Rule):
         principal = authenticate(state.current().engine, presented)
     except KeyRejected as rejected:
         return error_response(401, "invalid_key", str(rejected), headers=challenge)
+    except SQLAlchemyError:
+        return error_response(503, "database_unreachable", "cannot check the key now")
     g.api_principal = principal
     if rule.scope is not None and rule.scope not in principal.scopes:
         return error_response(403, "insufficient_scope",

@@ -59,7 +59,10 @@ def login():
         return _page(form)
     if not form.validate_on_submit():
         return _page(form, "Enter a username and a password.", 400)
-    return _attempt(form)
+    try:
+        return _attempt(form)
+    except SQLAlchemyError:
+        return _page(form, DATABASE_DOWN, 503)
 
 
 def _attempt(form: LoginForm):
