@@ -10,6 +10,7 @@ from dataclasses import replace
 import click
 from sqlalchemy.exc import OperationalError
 
+from app.cli_ingest import backfill_group, ingest_command
 from app.config import ConfigError, Settings, load_settings
 from app.logs import configure_logging, register_secret
 from db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
@@ -103,6 +104,10 @@ def db_current(ctx: click.Context) -> None:
     with database(_settings(ctx)) as settings:
         engine = make_engine(settings.database_url or "")
         click.echo(f"database: {current_revision(engine) or 'empty'}; code: {head_revision()}")
+
+
+cli.add_command(backfill_group)
+cli.add_command(ingest_command)
 
 
 def main() -> None:
