@@ -81,6 +81,7 @@ class SessionEnd:
 class StreamStats:
     """Counters of one connection thread since it started."""
 
+    attempts: int = 0
     sessions: int = 0
     frames: int = 0
     malformed: int = 0
@@ -140,6 +141,7 @@ class StreamConnection(threading.Thread):
         return ceiling * random.uniform(0.5, 1.0)
 
     def _session(self) -> SessionEnd:
+        self.stats.attempts += 1
         try:
             ws = websocket.create_connection(self.url, timeout=self.options.connect_timeout,
                                              skip_utf8_validation=True)

@@ -110,6 +110,7 @@ class IngestService:
                  job_factories: Sequence[JobFactory] = DEFAULT_JOB_FACTORIES) -> None:
         assert settings.database_url is not None, "resolve the database before ingesting"
         self.settings = settings
+        self._own_engine = engine is None
         self.engine = engine or make_engine(settings.database_url, pool_size=4)
         self.job_factories = tuple(job_factories)
         self.feeds: _Feeds | None = None
@@ -130,6 +131,8 @@ class IngestService:
         """Stop every feed (flushing the writer) and give up the leadership."""
         self.elector.stop()
         self._stop_feeds()
+        if self._own_engine:
+            self.engine.dispose()
 
     def status(self) -> dict[str, Any]:
         """What this process is doing, for health pages."""

@@ -9,6 +9,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from db.embedded import free_port
 from db.engine import make_engine
 from db.schema import book_tickers, candles, ingest_errors, runs, tickers_24h
 from ingest.binance_rest import BinanceRest, RestPolicy
@@ -165,6 +166,20 @@ def test_every_kind_of_loss_leads_to_a_reconnect(engine, writer, scenario, reaso
             assert connection.stats.last_end.startswith(reason)
         finally:
             stream.stop()
+
+
+def test_the_stream_never_gives_up_on_a_server_that_is_not_there(engine, writer):
+    options = StreamOptions(reconnect_base_seconds=0.01, reconnect_max_seconds=0.05,
+                            connect_timeout=0.5)
+    stream = SpotStream(f"ws://127.0.0.1:{free_port()}", ["BTCUSDT"], writer, engine,
+                        options).start()
+    connection = stream.connections[0]
+    try:
+        wait_until(lambda: connection.stats.attempts >= 10, message="ten attempts")
+        assert connection.is_alive() and connection.stats.sessions == 0
+        assert connection.stats.last_end.startswith("cannot connect")
+    finally:
+        stream.stop()
 
 
 def test_the_stream_renews_its_connection_before_the_cut(engine, writer):

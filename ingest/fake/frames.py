@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -46,7 +47,8 @@ class MarketFrames:
     def __init__(self, market: SimulatedMarket) -> None:
         self.market = market
         self._update_id = 1_000_000
-        self._windows: dict[tuple[str, int], Candle] = {}
+        self._windows: dict[str, _Rolling] = {}
+        self._prices: dict[str, tuple[int, int]] = {}  # symbol -> (tenth of a second, price)
         self._lock = threading.Lock()
 
     def _next_update_id(self) -> int:
@@ -58,13 +60,22 @@ class MarketFrames:
         """A bookTicker event around the last price (spot sends no event time)."""
         ins = instrument(symbol)
         update_id = self._next_update_id()
-        last = self.market.price_at(symbol, now_ms)
+        last = self._last_price(symbol, now_ms)
         bid = max(1, last - update_id % 2)
         ask = bid + 1 + update_id % 3
         qty = 10 ** ins.qty_decimals
         return {"u": update_id, "s": symbol, "b": ins.price(bid),
                 "B": ins.qty(qty * (1 + update_id % 7) // 3),
                 "a": ins.price(ask), "A": ins.qty(qty * (1 + update_id % 5) // 2)}
+
+    def _last_price(self, symbol: str, now_ms: int) -> int:
+        """The last price, worked out at most ten times a second (book tickers are many)."""
+        tenth = now_ms // 100
+        cached = self._prices.get(symbol)
+        if cached is None or cached[0] != tenth:
+            cached = (tenth, self.market.price_at(symbol, now_ms))
+            self._prices[symbol] = cached
+        return cached[1]
 
     def ticker(self, symbol: str, now_ms: int) -> dict[str, Any]:
         """A 24hrTicker event over the last 24 hours up to now."""
@@ -86,14 +97,14 @@ class MarketFrames:
                 "n": day.trades}
 
     def _last_day(self, symbol: str, minute: int) -> Candle:
+        """The 24 hours of closed minutes before `minute`, rolled forward minute by minute."""
         with self._lock:
-            cached = self._windows.get((symbol, minute))
-        if cached is None:
-            cached = self.market.window(symbol, minute - DAY_MINUTES, minute - 1)
-            with self._lock:
-                self._windows = {k: v for k, v in self._windows.items() if k[0] != symbol}
-                self._windows[(symbol, minute)] = cached
-        return Candle(**vars(cached))
+            rolling = self._windows.get(symbol)
+            if rolling is None or not 0 <= minute - rolling.end <= 5:
+                rolling = _Rolling(self.market, symbol, minute)
+                self._windows[symbol] = rolling
+            rolling.advance(minute)
+            return rolling.total()
 
     def klines(self, symbol: str, interval: str, opens: range, now_ms: int) -> list[list[Any]]:
         """REST rows for the candles opening at `opens` (the last one may still be open)."""
@@ -112,6 +123,36 @@ class MarketFrames:
                 candle.add(self.market.live_candle(symbol, now_ms))
         candle.open_ms, candle.close_ms = open_ms, open_ms + INTERVALS[interval] - 1
         return candle
+
+
+class _Rolling:
+    """A day of 1m candles with running sums: one candle in and one out per minute."""
+
+    def __init__(self, market: SimulatedMarket, symbol: str, end: int) -> None:
+        self.market, self.symbol, self.end = market, symbol, end
+        self.candles = deque(market.candle(symbol, m) for m in range(end - DAY_MINUTES, end))
+        self.sums = [sum(getattr(c, name) for c in self.candles) for name in _SUMMED]
+
+    def advance(self, end: int) -> None:
+        while self.end < end:
+            leaving, arriving = self.candles.popleft(), self.market.candle(self.symbol, self.end)
+            self.candles.append(arriving)
+            self.sums = [total - getattr(leaving, name) + getattr(arriving, name)
+                         for total, name in zip(self.sums, _SUMMED, strict=True)]
+            self.end += 1
+
+    def total(self) -> Candle:
+        first, last = self.candles[0], self.candles[-1]
+        with_trades = [c for c in (first, last) if c.trades]
+        candle = Candle(first.open_ms, last.close_ms, first.open,
+                        max(c.high for c in self.candles), min(c.low for c in self.candles),
+                        last.close, *self.sums)
+        candle.first_id = with_trades[0].first_id if with_trades else -1
+        candle.last_id = last.last_id
+        return candle
+
+
+_SUMMED = ("volume", "quote", "trades", "taker_base", "taker_quote")
 
 
 def select_opens(interval: str, start: int | None, end: int | None, limit: int,

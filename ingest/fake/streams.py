@@ -142,7 +142,7 @@ def run_simulated(session: Session, frames: MarketFrames, clock: SimClock,
         due = (list(itertools.islice(cycle, 256)) if cycle is not None else
                schedule.due(time.monotonic()) if schedule is not None else [])
         for symbol, kind in due:
-            session.send(_event(frames, symbol, kind, now_ms))
+            session.send(_event(frames, symbol, kind, clock.ms()))
         if not due:
             time.sleep(schedule.wait(time.monotonic()) if schedule else 0.05)
 
