@@ -34,7 +34,9 @@ class MalformedFrame(ValueError):
 
 @dataclass(slots=True)
 class Record:
-    """One row for `table`, identified by `key`; `event_ms` is Binance's event time if any."""
+    """One row for `table`; `key` names its row among all tables (the table, then the row's
+    key with times as epoch ms, which hash far faster than aware datetimes); `event_ms` is
+    Binance's event time, if the frame had one."""
 
     table: str
     key: tuple
@@ -85,7 +87,8 @@ def kline_record(k: Mapping[str, Any], event_ms: int | None = None) -> Record:
     """A candle from a stream kline (`k` of a kline event)."""
     symbol = _symbol(k, "s")
     interval = _interval(k, "i")
-    open_time = from_ms(_int(k, "t"))
+    open_ms = _int(k, "t")
+    open_time = from_ms(open_ms)
     row = {
         "exchange": EXCHANGE, "symbol": symbol, "interval": interval, "open_time": open_time,
         "open": _amount(k, "o"), "high": _amount(k, "h"), "low": _amount(k, "l"),
@@ -95,7 +98,7 @@ def kline_record(k: Mapping[str, Any], event_ms: int | None = None) -> Record:
         "is_closed": _bool(k, "x"),
     }
     _check_range(row)
-    return Record("candles", (EXCHANGE, symbol, interval, open_time), row, event_ms)
+    return Record("candles", ("candles", symbol, interval, open_ms), row, event_ms)
 
 
 def kline_record_from_row(symbol: str, interval: str, row: Sequence[Any],
@@ -116,23 +119,24 @@ def kline_record_from_row(symbol: str, interval: str, row: Sequence[Any],
 def book_ticker_record(event: Mapping[str, Any], received_at: float) -> Record:
     """A book ticker sample; spot bookTicker has no event time, so the receive second is used."""
     symbol = _symbol(event, "s")
-    ts = from_ms(int(received_at) * 1000)
-    row = {"exchange": EXCHANGE, "symbol": symbol, "ts": ts,
+    second = int(received_at)
+    row = {"exchange": EXCHANGE, "symbol": symbol, "ts": from_ms(second * 1000),
            "bid": _amount(event, "b"), "bid_qty": _amount(event, "B"),
            "ask": _amount(event, "a"), "ask_qty": _amount(event, "A")}
-    return Record("book_tickers", (EXCHANGE, symbol, ts), row, None)
+    return Record("book_tickers", ("book_tickers", symbol, second), row, None)
 
 
 def ticker_record(event: Mapping[str, Any]) -> Record:
     """A 24h ticker sample at its event second."""
     symbol = _symbol(event, "s")
     event_ms = _int(event, "E")
-    ts = from_ms(event_ms - event_ms % 1000)
-    row = {"exchange": EXCHANGE, "symbol": symbol, "ts": ts, "last": _amount(event, "c"),
+    second = event_ms // 1000
+    row = {"exchange": EXCHANGE, "symbol": symbol, "ts": from_ms(second * 1000),
+           "last": _amount(event, "c"),
            "open": _amount(event, "o"), "high": _amount(event, "h"), "low": _amount(event, "l"),
            "change_pct": _decimal(event, "P"), "volume": _amount(event, "v"),
            "quote_volume": _amount(event, "q"), "trades": _count(event, "n")}
-    return Record("tickers_24h", (EXCHANGE, symbol, ts), row, event_ms)
+    return Record("tickers_24h", ("tickers_24h", symbol, second), row, event_ms)
 
 
 def _check_range(row: Mapping[str, Any]) -> None:

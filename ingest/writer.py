@@ -33,8 +33,7 @@ from ingest.spot_records import CANDLE_KEY, TICKER_KEY, Record
 
 log = logging.getLogger(__name__)
 
-Slot = tuple[str, tuple]
-Batch = dict[Slot, tuple[Record, Run | None]]
+Batch = dict[tuple, tuple[Record, Run | None]]
 Observer = Callable[[Sequence[Record], float], None]
 
 # copy_merge talks to the driver directly, so its errors come both raw and wrapped.
@@ -126,18 +125,18 @@ class Writer:
         """Queue records for writing; the newest record for a key wins."""
         with self._lock:
             for record in records:
-                self._put((record.table, record.key), record, run)
+                self._put(record, run)
             if len(self._pending) >= self.batch_rows:
                 self._wake.notify()
 
-    def _put(self, slot: Slot, record: Record, run: Run | None) -> None:
+    def _put(self, record: Record, run: Run | None) -> None:
         self.stats.submitted += 1
-        if slot in self._pending:
+        if record.key in self._pending:
             self.stats.coalesced += 1
         elif len(self._pending) + self._in_flight >= self.max_pending_rows:
             self._drop(record, run)
             return
-        self._pending[slot] = (record, run)
+        self._pending[record.key] = (record, run)
 
     def _drop(self, record: Record, run: Run | None) -> None:
         self.stats.dropped += 1

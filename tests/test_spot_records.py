@@ -42,7 +42,8 @@ def test_an_empty_candle_is_a_real_candle_with_no_trades():
 
 def test_a_book_ticker_is_sampled_into_its_receive_second():
     record = parse_frame(frames("bookticker_1.json")[0], RECEIVED).records[0]
-    assert record.key == ("binance", "NKNUSDT", datetime(2021, 10, 12, 0, 28, 40, tzinfo=UTC))
+    assert record.row["ts"] == datetime(2021, 10, 12, 0, 28, 40, tzinfo=UTC)
+    assert record.key == ("book_tickers", "NKNUSDT", int(record.row["ts"].timestamp()))
     assert record.row["ask_qty"] == Decimal("3199.00000000") and record.event_ms is None
 
 
