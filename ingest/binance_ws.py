@@ -125,7 +125,11 @@ class StreamConnection(threading.Thread):
     def run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            end = self._session()
+            try:
+                end = self._session()
+            except Exception as error:  # a bug here must not end the stream for good
+                log.exception("spot stream session failed", extra={"connection": self.name})
+                end = SessionEnd(f"internal error: {error.__class__.__name__}: {error}")
             self.stats.last_end = end.reason
             if self._stopping.is_set():
                 return

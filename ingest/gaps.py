@@ -123,3 +123,6 @@ class GapRepairer:
             self.failures += 1
             log.error("gap repair failed; the next reconnect or scheduled repair retries: %s",
                       error, extra={"symbol": symbol})
+        except Exception:  # keep the thread: the next request may well succeed
+            self.failures += 1
+            log.exception("gap repair failed unexpectedly", extra={"symbol": symbol})

@@ -202,10 +202,15 @@ class Writer:
 
     def _write(self, batch: Batch) -> None:
         try:
-            results = self._commit(batch)
-        except BAD_DATA as error:
-            results = self._isolate_bad_rows(batch, error)
+            try:
+                results = self._commit(batch)
+            except BAD_DATA as error:
+                results = self._isolate_bad_rows(batch, error)
         except DATABASE_ERRORS as error:
+            self._retry_later(batch, error)
+            return
+        except Exception as error:  # a bug must not end the writer: keep the rows, retry
+            log.exception("writer failed unexpectedly; keeping the batch")
             self._retry_later(batch, error)
             return
         self._done(batch, results)
@@ -241,7 +246,7 @@ class Writer:
 
     def _reject(self, item: tuple[Record, Run | None], error: Exception) -> None:
         record, run = item
-        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        reason = _reason(error)
         with self._lock:
             self.stats.rejected += 1
         if run is not None:
@@ -252,7 +257,7 @@ class Writer:
             log.error("database refused a %s row: %s", record.table, reason)
 
     def _retry_later(self, batch: Batch, error: Exception) -> None:
-        reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+        reason = _reason(error)
         with self._lock:
             for slot, item in batch.items():
                 self._pending.setdefault(slot, item)  # a newer record for the slot stays
@@ -278,7 +283,7 @@ class Writer:
                 self._in_flight = 0
                 self._idle.notify_all()
             log.error("writer stopped with the database unreachable: %d rows not written (%s)",
-                      len(batch), str(getattr(error, "orig", error)).strip().splitlines()[0])
+                      len(batch), _reason(error))
 
     def _done(self, batch: Batch, results: list[tuple[Run | None, MergeResult]]) -> None:
         committed_at = time.time()
@@ -309,9 +314,15 @@ class Writer:
                 log.warning(message)
 
 
+def _reason(error: BaseException) -> str:
+    """The first line of what the database (or anything else) said went wrong."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else error.__class__.__name__
+
+
 def _safely(action: Callable[..., object], *args: object) -> None:
     """Call a logging action that writes to the database; a failure there is only logged."""
     try:
         action(*args)
     except DATABASE_ERRORS as error:
-        log.warning("could not record an ingest error: %s", str(getattr(error, "orig", error)))
+        log.warning("could not record an ingest error: %s", _reason(error))

@@ -240,7 +240,7 @@ def _before() -> Response | None:
 @bp.after_request
 def _after(response: Response) -> Response:
     state = _state()
-    used = g.get("used_weight", state.charge(0)[0])
+    used = g.used_weight if "used_weight" in g else state.charge(0)[0]
     response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
     response.headers["X-MBX-USED-WEIGHT"] = str(used)
     with state._lock:
