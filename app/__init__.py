@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 from flask import Flask
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_auth(server, settings)
     _register_blueprints(server)
     _mount_dash(server)
+    _start_ingest(server, settings)
     log.info("p2pdash ready", extra=describe(settings))
     return server
 
@@ -81,6 +83,17 @@ def _register_blueprints(server: Flask) -> None:
     server.register_blueprint(health_bp)
     server.register_blueprint(vendor_bp)
     api.register(server)
+
+
+def _start_ingest(server: Flask, settings: Settings) -> None:
+    """Run ingestion in this process when configured (it ingests only while elected leader)."""
+    if not settings.ingest_enabled:
+        return
+    from ingest.service import IngestService
+
+    service = IngestService(settings).start()
+    server.extensions["p2pdash_ingest"] = service
+    atexit.register(service.stop)
 
 
 def _mount_dash(server: Flask) -> None:

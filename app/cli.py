@@ -10,6 +10,7 @@ from dataclasses import replace
 import click
 from sqlalchemy.exc import OperationalError
 
+from app.cli_ingest import backfill_group, ingest_command
 from app.config import ConfigError, Settings, load_settings
 from app.logs import configure_logging, register_secret
 from db.embedded import EmbeddedDatabaseError, EmbeddedPostgres
@@ -109,6 +110,8 @@ from app.cli_users import keys_group, users_group  # noqa: E402  (after cli exis
 
 cli.add_command(users_group)
 cli.add_command(keys_group)
+cli.add_command(backfill_group)
+cli.add_command(ingest_command)
 
 
 def main() -> None:

@@ -53,6 +53,21 @@ class P2PMarket:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    """Tuning of the spot stream, the batching writer, gap repair and leader election."""
+
+    silence_seconds: float = 30.0
+    session_max_seconds: float = 85800.0
+    reconnect_base_seconds: float = 1.0
+    reconnect_max_seconds: float = 60.0
+    gap_horizon_minutes: int = 1440
+    flush_seconds: float = 0.5
+    batch_rows: int = 5000
+    max_pending_rows: int = 200_000
+    leader_retry_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated configuration of one p2pdash process."""
 
@@ -80,6 +95,7 @@ class Settings:
     remember_days: int = 30
     secure_cookies: bool = False
     trusted_proxies: int = 0
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     @property
     def is_production(self) -> bool:
@@ -128,6 +144,7 @@ def _build(values: Mapping[str, str]) -> Settings:
         p2p_poll_seconds=_integer(values, "P2P_POLL_SECONDS", 60, 5, 86400),
         endpoints={name: _base_url(name, values.get(name) or default)
                    for name, default in DEFAULT_URLS.items()},
+        ingest=_ingest_settings(values),
         **_auth_settings(values),
     )
 
@@ -163,6 +180,25 @@ def _admin_password(raw: str | None) -> str | None:
     return raw
 
 
+def _ingest_settings(values: Mapping[str, str]) -> IngestSettings:
+    """Read the stream, writer and leader tuning; the reconnect cap must not undercut its base."""
+    tuning = IngestSettings(
+        silence_seconds=_number(values, "SPOT_SILENCE_SECONDS", 30.0, 0.1, 3600),
+        session_max_seconds=_number(values, "SPOT_SESSION_MAX_SECONDS", 85800.0, 1, 86400),
+        reconnect_base_seconds=_number(values, "SPOT_RECONNECT_BASE_SECONDS", 1.0, 0.01, 60),
+        reconnect_max_seconds=_number(values, "SPOT_RECONNECT_MAX_SECONDS", 60.0, 0.01, 3600),
+        gap_horizon_minutes=_integer(values, "SPOT_GAP_HORIZON_MINUTES", 1440, 1, 525600),
+        flush_seconds=_number(values, "INGEST_FLUSH_SECONDS", 0.5, 0.01, 60),
+        batch_rows=_integer(values, "INGEST_BATCH_ROWS", 5000, 1, 1_000_000),
+        max_pending_rows=_integer(values, "INGEST_MAX_PENDING_ROWS", 200_000, 1, 100_000_000),
+        leader_retry_seconds=_number(values, "INGEST_LEADER_RETRY_SECONDS", 5.0, 0.1, 3600),
+    )
+    if tuning.reconnect_max_seconds < tuning.reconnect_base_seconds:
+        raise ConfigError("SPOT_RECONNECT_MAX_SECONDS: must not be below "
+                          f"SPOT_RECONNECT_BASE_SECONDS ({tuning.reconnect_base_seconds:g})")
+    return tuning
+
+
 def _choice(values: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str,
             normalise: Callable[[str], str] = str.lower) -> str:
     raw = values.get(name)
@@ -184,6 +220,20 @@ def _integer(values: Mapping[str, str], name: str, default: int, low: int, high:
         raise ConfigError(f"{name}: must be a whole number; got {raw!r}") from None
     if not low <= number <= high:
         raise ConfigError(f"{name}: must be from {low} to {high}; got {number}")
+    return number
+
+
+def _number(values: Mapping[str, str], name: str, default: float, low: float,
+            high: float) -> float:
+    raw = values.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        number = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: must be a number; got {raw!r}") from None
+    if not low <= number <= high:  # also false for nan
+        raise ConfigError(f"{name}: must be from {low:g} to {high:g}; got {raw.strip()}")
     return number
 
 

@@ -74,3 +74,22 @@ def test_a_failed_batch_rolls_back_whole(engine):
         copy_merge(connection, book_tickers, [ticker("99", 2), bad],
                    key=("exchange", "symbol", "ts"))
     assert stored_bids(engine) == []
+
+
+def test_only_if_keeps_rows_that_fail_the_condition(engine):
+    merge_tickers(engine, [ticker("100", 0), ticker("101", 1)])
+    with engine.begin() as connection:
+        result = copy_merge(connection, book_tickers, [ticker("200", 0), ticker("201", 1)],
+                            key=("exchange", "symbol", "ts"), update=("bid",),
+                            only_if="book_tickers.bid < 101", unique_keys=True)
+    assert (result.updated, result.skipped) == (1, 1)
+    assert stored_bids(engine) == [Decimal("200"), Decimal("101")]
+
+
+def test_two_merges_in_one_transaction_do_not_see_each_others_rows(engine):
+    with engine.begin() as connection:
+        first = copy_merge(connection, book_tickers, [ticker("100", 0)],
+                           key=("exchange", "symbol", "ts"))
+        second = copy_merge(connection, book_tickers, [ticker("101", 1)],
+                            key=("exchange", "symbol", "ts"))
+    assert (first.inserted, second.inserted, second.skipped) == (1, 1, 0)

@@ -1,0 +1,289 @@
+"""The Binance spot stream: kline_1m, bookTicker and 24h ticker of every configured symbol.
+
+One thread per connection; a connection carries at most 1024 streams, so more symbols mean
+more connections. websocket-client answers the server's pings while reading. Liveness is
+judged by data, not pings: a connection silent for longer than `silence_seconds` is dead.
+A connection reconnects on its own before Binance's 24 h cut and at once on serverShutdown;
+any other loss reconnects after capped exponential backoff with jitter, for ever. Every
+connection is a `ws_session` run with its counts; a malformed frame is counted, logged on
+that run, and skipped. After each connect the gap repairer is asked to fill what was missed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import websocket
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from websocket import ABNF, WebSocketException, WebSocketTimeoutException
+
+from app.config import IngestSettings
+from ingest.runs import Run
+from ingest.spot_records import MalformedFrame, parse_frame
+from ingest.writer import DATABASE_ERRORS, Writer
+
+log = logging.getLogger(__name__)
+
+MAX_STREAMS = 1024
+KINDS = ("kline_1m", "bookTicker", "ticker")
+LOGGED_ERRORS_PER_SESSION = 100
+SOURCE = "binance_spot_ws"
+
+
+def stream_names(symbols: Sequence[str]) -> list[str]:
+    """The combined-stream names for these symbols."""
+    return [f"{symbol.lower()}@{kind}" for symbol in symbols for kind in KINDS]
+
+
+def connection_groups(symbols: Sequence[str], max_streams: int = MAX_STREAMS
+                      ) -> list[tuple[str, ...]]:
+    """Split the symbols so that no connection carries more than `max_streams` streams."""
+    per_connection = max(1, max_streams // len(KINDS))
+    return [tuple(symbols[i:i + per_connection])
+            for i in range(0, len(symbols), per_connection)]
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Timing of a stream connection (short ones in tests)."""
+
+    silence_seconds: float = 30.0
+    session_max_seconds: float = 85800.0
+    reconnect_base_seconds: float = 1.0
+    reconnect_max_seconds: float = 60.0
+    connect_timeout: float = 10.0
+    counts_every_seconds: float = 10.0
+
+    @classmethod
+    def from_settings(cls, tuning: IngestSettings) -> StreamOptions:
+        return cls(tuning.silence_seconds, tuning.session_max_seconds,
+                   tuning.reconnect_base_seconds, tuning.reconnect_max_seconds)
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    """Why a session ended, and whether to reconnect at once."""
+
+    reason: str
+    immediate: bool = False
+    got_data: bool = False
+    clean: bool = False
+
+
+@dataclass
+class StreamStats:
+    """Counters of one connection thread since it started."""
+
+    attempts: int = 0
+    sessions: int = 0
+    frames: int = 0
+    malformed: int = 0
+    last_end: str | None = None
+
+
+class _SessionCounts:
+    """Frames seen in one session, pushed to its run now and then."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.rejected = 0
+        self.pushed = (0, 0)  # (received, rejected) already added to the run
+        self.logged_errors = 0
+        self.started = time.monotonic()
+        self.last_data = self.started
+        self.last_saved = self.started
+
+
+class StreamConnection(threading.Thread):
+    """One combined-stream connection for a group of symbols, reconnecting for ever."""
+
+    def __init__(self, ws_url: str, symbols: Sequence[str], writer: Writer, engine: Engine,
+                 options: StreamOptions, *, on_connect: Callable[[Sequence[str]], None] | None
+                 = None, clock: Callable[[], float] = time.time, number: int = 0) -> None:
+        super().__init__(name=f"spot-ws-{number}", daemon=True)
+        self.url = f"{ws_url.rstrip('/')}/stream?streams={'/'.join(stream_names(symbols))}"
+        self.symbols = tuple(symbols)
+        self.writer = writer
+        self.engine = engine
+        self.options = options
+        self.on_connect = on_connect
+        self.clock = clock
+        self.stats = StreamStats()
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the thread to close its connection and end (it checks at least twice a second)."""
+        self._stopping.set()
+
+    def run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                end = self._session()
+            except Exception as error:  # a bug here must not end the stream for good
+                log.exception("spot stream session failed", extra={"connection": self.name})
+                end = SessionEnd(f"internal error: {error.__class__.__name__}: {error}")
+            self.stats.last_end = end.reason
+            if self._stopping.is_set():
+                return
+            failures = 0 if (end.got_data or end.immediate) else failures + 1
+            delay = 0.0 if end.immediate else self._backoff(failures)
+            log.info("spot stream ended (%s); reconnecting in %.2f s", end.reason, delay,
+                     extra={"symbols": len(self.symbols), "connection": self.name})
+            self._stopping.wait(delay)
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self.options.reconnect_max_seconds,
+                      self.options.reconnect_base_seconds * 2 ** failures)
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def _session(self) -> SessionEnd:
+        self.stats.attempts += 1
+        try:
+            ws = websocket.create_connection(self.url, timeout=self.options.connect_timeout,
+                                             skip_utf8_validation=True)
+        except (WebSocketException, OSError) as error:
+            return SessionEnd(f"cannot connect: {error.__class__.__name__}: {error}")
+        self.stats.sessions += 1
+        run = self._open_run()
+        counts = _SessionCounts()
+        end = SessionEnd("ended")
+        try:
+            ws.settimeout(min(0.5, self.options.silence_seconds / 4))
+            if self.on_connect is not None:
+                self.on_connect(self.symbols)
+            end = self._read(ws, run, counts)
+            return end
+        finally:
+            with contextlib.suppress(WebSocketException, OSError):
+                ws.close(timeout=1)
+            self._close_run(run, counts, end)
+
+    def _read(self, ws: websocket.WebSocket, run: Run | None,
+              counts: _SessionCounts) -> SessionEnd:
+        while True:
+            if self._stopping.is_set():
+                return SessionEnd("stopped", immediate=True, clean=True)
+            now = time.monotonic()
+            if now - counts.started >= self.options.session_max_seconds:
+                return SessionEnd("renewing before the 24 h cut", immediate=True, clean=True)
+            if now - counts.last_saved >= self.options.counts_every_seconds:
+                self._save_counts(run, counts)
+            try:
+                # Control frames come back too (pings already answered), so a connection
+                # that only pings still times out here: liveness is judged by data.
+                opcode, data = ws.recv_data(control_frame=True)
+            except WebSocketTimeoutException:
+                opcode, data = None, b""
+            except (WebSocketException, OSError) as error:
+                return SessionEnd(f"connection lost: {error.__class__.__name__}: {error}",
+                                  got_data=counts.received > 0)
+            end = self._on_frame(opcode, data, run, counts)
+            if end is not None:
+                return end
+
+    def _on_frame(self, opcode: int | None, data: bytes, run: Run | None,
+                  counts: _SessionCounts) -> SessionEnd | None:
+        """Handle what recv gave (or a timeout, opcode None); a SessionEnd ends the session."""
+        if opcode == ABNF.OPCODE_CLOSE:
+            return SessionEnd("closed by the server", got_data=counts.received > 0)
+        if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
+            if self._handle(data, run, counts):
+                return SessionEnd("serverShutdown", immediate=True, clean=True)
+        elif time.monotonic() - counts.last_data > self.options.silence_seconds:
+            return SessionEnd(f"no data for {self.options.silence_seconds:g} s",
+                              got_data=counts.received > 0)
+        return None
+
+    def _handle(self, data: bytes, run: Run | None, counts: _SessionCounts) -> bool:
+        """Parse one frame and hand its records to the writer; True on serverShutdown."""
+        counts.last_data = time.monotonic()
+        counts.received += 1
+        self.stats.frames += 1
+        try:
+            parsed = parse_frame(data, self.clock())
+        except MalformedFrame as error:
+            counts.rejected += 1
+            self.stats.malformed += 1
+            self._log_error(run, counts, f"malformed frame skipped: {error}", data)
+            return False
+        if parsed.records:
+            self.writer.submit(parsed.records, run)
+        return parsed.server_shutdown
+
+    def _log_error(self, run: Run | None, counts: _SessionCounts, message: str,
+                   payload: bytes) -> None:
+        counts.logged_errors += 1
+        if counts.logged_errors > LOGGED_ERRORS_PER_SESSION:
+            return  # counted in the run; the session's summary says how many went unlogged
+        if run is None:
+            log.warning(message, extra={"connection": self.name})
+            return
+        try:
+            run.error(message, payload)
+        except DATABASE_ERRORS as error:
+            log.warning("%s (not recorded: %s)", message, error, extra={"run_id": run.id})
+
+    def _open_run(self) -> Run | None:
+        params = {"url": self.url.split("?")[0], "symbols": list(self.symbols)}
+        try:
+            return Run(self.engine, SOURCE, "ws_session", ",".join(self.symbols)[:200], params)
+        except SQLAlchemyError as error:
+            log.error("stream session has no runs row (database unreachable): %s", error,
+                      extra={"connection": self.name})
+            return None
+
+    def _save_counts(self, run: Run | None, counts: _SessionCounts) -> None:
+        counts.last_saved = time.monotonic()
+        if run is None:
+            return
+        run.add(received=counts.received - counts.pushed[0],
+                rejected=counts.rejected - counts.pushed[1])
+        counts.pushed = (counts.received, counts.rejected)
+        try:
+            run.save_counts()
+        except DATABASE_ERRORS as error:
+            log.warning("could not save stream counts: %s", error, extra={"run_id": run.id})
+
+    def _close_run(self, run: Run | None, counts: _SessionCounts, end: SessionEnd) -> None:
+        if run is None:
+            return
+        self._save_counts(run, counts)
+        unlogged = counts.logged_errors - LOGGED_ERRORS_PER_SESSION
+        try:
+            if unlogged > 0:
+                run.error(f"{unlogged} more malformed frames were counted but not logged")
+            run.finish(error=None if end.clean else end.reason)
+        except DATABASE_ERRORS as error:
+            log.warning("could not close the stream's run: %s", error, extra={"run_id": run.id})
+
+
+class SpotStream:
+    """Every connection needed for the configured symbols."""
+
+    def __init__(self, ws_url: str, symbols: Sequence[str], writer: Writer, engine: Engine,
+                 options: StreamOptions, *, on_connect: Callable[[Sequence[str]], None] | None
+                 = None, clock: Callable[[], float] = time.time,
+                 max_streams: int = MAX_STREAMS) -> None:
+        self.connections = [
+            StreamConnection(ws_url, group, writer, engine, options, on_connect=on_connect,
+                             clock=clock, number=number)
+            for number, group in enumerate(connection_groups(list(symbols), max_streams))]
+
+    def start(self) -> SpotStream:
+        for connection in self.connections:
+            connection.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for connection in self.connections:
+            connection.stop()
+        for connection in self.connections:
+            connection.join(timeout)

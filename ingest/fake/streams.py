@@ -1,0 +1,203 @@
+"""The fake Binance combined stream: one session per WebSocket connection, and its senders.
+
+A simulated session sends kline_1m, bookTicker and 24h ticker events for its subscribed
+symbols at Binance's cadence (klines every 2 s plus a closing frame at each minute
+boundary, tickers every second, book tickers at a chosen rate) or as fast as it can. A
+replay session sends recorded frames for its subscribed streams and then stays open and
+quiet, as a real stream does when nothing trades. Every session can be told to go silent
+(the server still pings), to take extra frames (malformed ones, serverShutdown), or to drop
+without a closing handshake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+from websockets.sync.server import ServerConnection
+
+from ingest.fake.frames import MarketFrames, combined, kline_event
+from ingest.fake.market import MINUTE_MS, SimClock
+from ingest.fake.replay import ReplayFrame
+
+KINDS = ("kline_1m", "bookTicker", "ticker")
+
+
+@dataclass
+class Cadence:
+    """How often a simulated session sends each event, per symbol (Binance's by default)."""
+
+    book_ticker_hz: float = 4.0
+    kline_hz: float = 0.5
+    ticker_hz: float = 1.0
+    unthrottled: bool = False
+
+
+def parse_streams(path: str) -> list[str] | None:
+    """The stream names of a /stream?streams=a/b/c path, or None for any other path."""
+    parts = urlsplit(path)
+    if parts.path.rstrip("/") != "/stream":
+        return None
+    names = parse_qs(parts.query).get("streams", [""])[0]
+    return [name for name in names.split("/") if name]
+
+
+class Session:
+    """One open stream connection and the switches a test can flip."""
+
+    def __init__(self, connection: ServerConnection, streams: Sequence[str]) -> None:
+        self.connection = connection
+        self.streams = list(streams)
+        self.silent = threading.Event()
+        self.outbox: deque[str] = deque()
+        self.closed = threading.Event()
+        self.sent = 0
+
+    def send(self, text: str) -> None:
+        self.connection.send(text)
+        self.sent += 1
+
+    def flush_outbox(self) -> None:
+        """Send frames queued by a scenario (they go out even while the session is silent)."""
+        while self.outbox:
+            self.send(self.outbox.popleft())
+
+    def drop(self) -> None:
+        """Cut the TCP connection with no closing handshake, as a network failure would."""
+        self.closed.set()
+        with contextlib.suppress(OSError):
+            self.connection.socket.shutdown(socket.SHUT_RDWR)
+
+    @property
+    def is_open(self) -> bool:
+        return not self.closed.is_set() and self.connection.protocol.state is State.OPEN
+
+
+def subscriptions(streams: Sequence[str]) -> list[tuple[str, str]]:
+    """(SYMBOL, kind) for every stream a simulated market can feed."""
+    result = []
+    for name in streams:
+        symbol, _, kind = name.partition("@")
+        if kind in KINDS:
+            result.append((symbol.upper(), kind))
+    return result
+
+
+class _Schedule:
+    """The next due time of every (symbol, kind) at its rate, in a heap."""
+
+    def __init__(self, subscribed: Sequence[tuple[str, str]], cadence: Cadence) -> None:
+        rates = {"kline_1m": cadence.kline_hz, "bookTicker": cadence.book_ticker_hz,
+                 "ticker": cadence.ticker_hz}
+        now = time.monotonic()
+        self.heap = [(now + random.random() / rates[kind], n, symbol, kind, 1 / rates[kind])
+                     for n, (symbol, kind) in enumerate(subscribed) if rates[kind] > 0]
+        heapq.heapify(self.heap)
+
+    def due(self, now: float, most: int = 512) -> list[tuple[str, str]]:
+        items = []
+        while self.heap and self.heap[0][0] <= now and len(items) < most:
+            at, n, symbol, kind, period = self.heap[0]
+            # After a pause (silence, a slow consumer) carry on at the rate, without a burst.
+            heapq.heapreplace(self.heap, (max(at + period, now - 1.0), n, symbol, kind, period))
+            items.append((symbol, kind))
+        return items
+
+    def wait(self, now: float) -> float:
+        return min(0.01, max(0.0, self.heap[0][0] - now)) if self.heap else 0.05
+
+
+def _cycle(subscribed: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """As fast as possible, in Binance's proportions: mostly book tickers."""
+    weights = {"bookTicker": 18, "kline_1m": 1, "ticker": 1}
+    return itertools.cycle([item for item in subscribed for _ in range(weights[item[1]])])
+
+
+def run_simulated(session: Session, frames: MarketFrames, clock: SimClock,
+                  cadence: Cadence) -> None:
+    """Feed a session from the simulated market until it closes."""
+    subscribed = subscriptions(session.streams)
+    klines = [symbol for symbol, kind in subscribed if kind == "kline_1m"]
+    schedule = None if cadence.unthrottled else _Schedule(subscribed, cadence)
+    cycle = _cycle(subscribed) if cadence.unthrottled and subscribed else None
+    minute = clock.ms() // MINUTE_MS
+    while session.is_open:
+        session.flush_outbox()
+        now_ms = clock.ms()
+        minute = _close_minutes(session, frames, klines, minute, now_ms)
+        if session.silent.is_set():
+            time.sleep(0.01)
+            continue
+        due = (list(itertools.islice(cycle, 256)) if cycle is not None else
+               schedule.due(time.monotonic()) if schedule is not None else [])
+        for symbol, kind in due:
+            session.send(_event(frames, symbol, kind, clock.ms()))
+        if not due:
+            time.sleep(schedule.wait(time.monotonic()) if schedule else 0.05)
+
+
+def _close_minutes(session: Session, frames: MarketFrames, symbols: Sequence[str],
+                   minute: int, now_ms: int) -> int:
+    """Send the closing (x=true) kline of every minute that ended since the last look."""
+    current = now_ms // MINUTE_MS
+    if session.silent.is_set():
+        return current
+    for ended in range(max(minute, current - 10), current):
+        for symbol in symbols:
+            candle = frames.market.candle(symbol, ended)
+            session.send(combined(f"{symbol.lower()}@kline_1m",
+                                  kline_event(symbol, candle, True, now_ms)))
+    return current
+
+
+def _event(frames: MarketFrames, symbol: str, kind: str, now_ms: int) -> str:
+    stream = f"{symbol.lower()}@{kind}"
+    if kind == "bookTicker":
+        return combined(stream, frames.book_ticker(symbol, now_ms))
+    if kind == "ticker":
+        return combined(stream, frames.ticker(symbol, now_ms))
+    candle = frames.market.live_candle(symbol, now_ms)
+    return combined(stream, kline_event(symbol, candle, False, now_ms))
+
+
+def run_replay(session: Session, recorded: Sequence[ReplayFrame], pace: float) -> None:
+    """Send the recorded frames of the subscribed streams, then stay open and quiet."""
+    wanted = set(session.streams)
+    previous = None
+    for frame in recorded:
+        if frame.stream not in wanted:
+            continue
+        if pace and previous is not None and frame.received_at is not None:
+            time.sleep(max(0.0, frame.received_at - previous) * pace)
+        previous = frame.received_at
+        while session.silent.is_set() and session.is_open:
+            session.flush_outbox()
+            time.sleep(0.01)
+        if not session.is_open:
+            return
+        session.flush_outbox()
+        session.send(frame.text)
+    while session.is_open:
+        session.flush_outbox()
+        time.sleep(0.01)
+
+
+def serve_session(session: Session, sender, *args) -> None:
+    """Run a sender until the session closes or the peer goes away."""
+    try:
+        sender(session, *args)
+    except (ConnectionClosed, OSError):
+        pass
+    finally:
+        session.closed.set()

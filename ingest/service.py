@@ -1,0 +1,165 @@
+"""The ingestion service: while this process is the ingest leader, run the feeds.
+
+While leader it runs the Binance spot stream (with its writer and gap repairer) and an
+APScheduler 3.x BackgroundScheduler whose jobs come from job factories: functions
+`(settings, engine) -> list[JobSpec]`. Another source adds its scheduled work by adding
+its factory to DEFAULT_JOB_FACTORIES (or passing `job_factories`). Every thread is a
+daemon, and `stop()` ends them in order, flushing the writer. Ingest never imports Dash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from app.config import Settings
+from db.engine import make_engine
+from ingest.binance_rest import BinanceError, BinanceRest
+from ingest.binance_ws import SpotStream, StreamOptions
+from ingest.gaps import GapRepairer, repair_symbol
+from ingest.leader import LeaderElector
+from ingest.writer import Writer
+
+log = logging.getLogger(__name__)
+
+GAP_REPAIR_EVERY_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A scheduled job: run `func(**kwargs)` every `seconds`, never two at once."""
+
+    id: str
+    func: Callable[..., Any]
+    seconds: float
+    jitter: float = 0.0
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+JobFactory = Callable[[Settings, Engine], list[JobSpec]]
+
+
+def spot_jobs(settings: Settings, engine: Engine) -> list[JobSpec]:
+    """Gap repair of every spot symbol now and then, besides the one after each reconnect."""
+    if not settings.spot_symbols:
+        return []
+    return [JobSpec("spot_gap_repair", repair_spot_gaps, GAP_REPAIR_EVERY_SECONDS, jitter=30,
+                    kwargs={"settings": settings, "engine": engine})]
+
+
+def repair_spot_gaps(settings: Settings, engine: Engine) -> None:
+    """Fill missing closed 1m candles of every configured symbol."""
+    rest = BinanceRest(settings.endpoints["BINANCE_REST_URL"])
+    for symbol in settings.spot_symbols:
+        try:
+            repair_symbol(engine, rest, symbol, settings.ingest.gap_horizon_minutes)
+        except BinanceError as error:
+            log.error("scheduled gap repair failed: %s", error, extra={"symbol": symbol})
+
+
+DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs,)
+
+
+class _Feeds:
+    """What runs while this process leads: writer, gap repairer, stream, scheduler."""
+
+    def __init__(self, settings: Settings, engine: Engine,
+                 job_factories: Sequence[JobFactory]) -> None:
+        tuning = settings.ingest
+        self.writer = Writer(engine, flush_seconds=tuning.flush_seconds,
+                             batch_rows=tuning.batch_rows,
+                             max_pending_rows=tuning.max_pending_rows)
+        rest_url = settings.endpoints["BINANCE_REST_URL"]
+        self.repairer = GapRepairer(engine, lambda: BinanceRest(rest_url),
+                                    tuning.gap_horizon_minutes)
+        self.stream = SpotStream(settings.endpoints["BINANCE_WS_URL"], settings.spot_symbols,
+                                 self.writer, engine, StreamOptions.from_settings(tuning),
+                                 on_connect=self.repairer.request)
+        self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
+            "max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
+        for factory in job_factories:
+            for job in factory(settings, engine):
+                self.scheduler.add_job(job.func, "interval", seconds=job.seconds,
+                                       jitter=job.jitter or None, id=job.id, name=job.id,
+                                       kwargs=job.kwargs, replace_existing=True)
+
+    def start(self) -> None:
+        self.writer.start()
+        self.repairer.start()
+        self.stream.start()
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        self.stream.stop()
+        self.repairer.stop()
+        self.writer.stop()
+
+
+class IngestService:
+    """Leader election plus, while leader, every feed; start() returns at once."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None,
+                 job_factories: Sequence[JobFactory] = DEFAULT_JOB_FACTORIES) -> None:
+        assert settings.database_url is not None, "resolve the database before ingesting"
+        self.settings = settings
+        self._own_engine = engine is None
+        self.engine = engine or make_engine(settings.database_url, pool_size=4)
+        self.job_factories = tuple(job_factories)
+        self.feeds: _Feeds | None = None
+        self._lock = threading.Lock()
+        self.elector = LeaderElector(settings.database_url, on_elected=self._start_feeds,
+                                     on_lost=self._stop_feeds,
+                                     retry_seconds=settings.ingest.leader_retry_seconds)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.elector.is_leader
+
+    def start(self) -> IngestService:
+        self.elector.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop every feed (flushing the writer) and give up the leadership."""
+        self.elector.stop()
+        self._stop_feeds()
+        if self._own_engine:
+            self.engine.dispose()
+
+    def status(self) -> dict[str, Any]:
+        """What this process is doing, for health pages."""
+        feeds = self.feeds
+        if feeds is None:
+            return {"leader": self.is_leader, "feeds": None}
+        stats = feeds.writer.stats
+        return {"leader": self.is_leader,
+                "writer": {"pending": feeds.writer.pending, "inserted": stats.inserted,
+                           "dropped": stats.dropped, "last_error": stats.last_error},
+                "stream": [{"symbols": len(c.symbols), "sessions": c.stats.sessions,
+                            "frames": c.stats.frames, "malformed": c.stats.malformed,
+                            "last_end": c.stats.last_end} for c in feeds.stream.connections],
+                "jobs": sorted(job.id for job in feeds.scheduler.get_jobs())}
+
+    def _start_feeds(self) -> None:
+        with self._lock:
+            if self.feeds is None:
+                self.feeds = _Feeds(self.settings, self.engine, self.job_factories)
+                self.feeds.start()
+                log.info("ingestion started", extra={
+                    "spot_symbols": len(self.settings.spot_symbols),
+                    "jobs": [job.id for job in self.feeds.scheduler.get_jobs()]})
+
+    def _stop_feeds(self) -> None:
+        with self._lock:
+            feeds, self.feeds = self.feeds, None
+        if feeds is not None:
+            feeds.stop()
+            log.info("ingestion stopped")

@@ -1,0 +1,328 @@
+"""The batching writer: one thread merges stream records into the database, many at a time.
+
+Records wait in a bounded buffer keyed by their row key, so a newer record for the same key
+replaces the older one (a live candle's last update, the last book ticker of a second)
+before anything is written. The thread commits the buffer every `flush_seconds`, or
+sooner when `batch_rows` are waiting, with one COPY + INSERT ... ON CONFLICT per table.
+
+When the database is down the batch goes back into the buffer and the thread retries with
+capped exponential backoff. The buffer holds at most `max_pending_rows`; a record for a new
+key beyond that is dropped, counted and logged (and noted on its run once the database is
+back). Within the bound nothing is lost. A row the database refuses as bad data is
+isolated by splitting the batch, logged on its run and skipped; the rest is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from sqlalchemy import Engine, Table
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+from db.bulk import MergeResult, copy_merge
+from db.schema import book_tickers, candles, tickers_24h
+from ingest.runs import Run
+from ingest.spot_records import CANDLE_KEY, TICKER_KEY, Record
+
+log = logging.getLogger(__name__)
+
+Batch = dict[tuple, tuple[Record, Run | None]]
+Observer = Callable[[Sequence[Record], float], None]
+
+# copy_merge talks to the driver directly, so its errors come both raw and wrapped.
+BAD_DATA = (DataError, IntegrityError, psycopg.errors.DataError, psycopg.errors.IntegrityError)
+DATABASE_ERRORS = (SQLAlchemyError, psycopg.Error)
+
+
+@dataclass(frozen=True)
+class MergeSpec:
+    """How the records of one table are merged: key, updated columns, update condition."""
+
+    table: Table
+    key: tuple[str, ...]
+    only_if: str | None = None
+
+    @property
+    def update(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.table.columns if c.name not in self.key)
+
+
+MERGES: dict[str, MergeSpec] = {
+    # A closed candle is final: a late live update never reopens it.
+    "candles": MergeSpec(candles, CANDLE_KEY, "candles.is_closed IS NOT TRUE"),
+    "book_tickers": MergeSpec(book_tickers, TICKER_KEY),
+    "tickers_24h": MergeSpec(tickers_24h, TICKER_KEY),
+}
+
+
+@dataclass
+class WriterStats:
+    """Counters since the writer started."""
+
+    submitted: int = 0
+    coalesced: int = 0
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    dropped: int = 0
+    batches: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated + self.skipped
+
+
+@dataclass
+class _Outage:
+    """Drops while the database is unreachable, reported once it is back."""
+
+    by_run: Counter = field(default_factory=Counter)
+    last_log: float = 0.0
+
+
+class Writer:
+    """A daemon thread that batches records into the database; `submit` never blocks long."""
+
+    def __init__(self, engine: Engine, *, flush_seconds: float = 0.5, batch_rows: int = 5000,
+                 max_pending_rows: int = 200_000, retry_base: float = 0.5,
+                 retry_max: float = 30.0, observe: Observer | None = None) -> None:
+        self.engine = engine
+        self.flush_seconds = flush_seconds
+        self.batch_rows = batch_rows
+        self.max_pending_rows = max_pending_rows
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.observe = observe
+        self.stats = WriterStats()
+        self._pending: Batch = {}
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._failures_in_a_row = 0
+        self._outage = _Outage()
+        self._thread = threading.Thread(target=self._loop, name="ingest-writer", daemon=True)
+
+    # -- the producer side -------------------------------------------------------------
+
+    def start(self) -> Writer:
+        """Start the writing thread."""
+        self._thread.start()
+        return self
+
+    def submit(self, records: Iterable[Record], run: Run | None = None) -> None:
+        """Queue records for writing; the newest record for a key wins."""
+        with self._lock:
+            for record in records:
+                self._put(record, run)
+            if len(self._pending) >= self.batch_rows:
+                self._wake.notify()
+
+    def _put(self, record: Record, run: Run | None) -> None:
+        self.stats.submitted += 1
+        if record.key in self._pending:
+            self.stats.coalesced += 1
+        elif len(self._pending) + self._in_flight >= self.max_pending_rows:
+            self._drop(record, run)
+            return
+        self._pending[record.key] = (record, run)
+
+    def _drop(self, record: Record, run: Run | None) -> None:
+        self.stats.dropped += 1
+        self._outage.by_run[run] += 1
+        now = time.monotonic()
+        if now - self._outage.last_log >= 10:
+            self._outage.last_log = now
+            log.error("writer buffer full (%d rows): dropping new rows until the database "
+                      "takes them", self.max_pending_rows,
+                      extra={"dropped_total": self.stats.dropped, "table": record.table,
+                             "run_id": run.id if run else None})
+
+    @property
+    def pending(self) -> int:
+        """Rows waiting to be written (including a batch being written)."""
+        with self._lock:
+            return len(self._pending) + self._in_flight
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until everything submitted so far is written (or given up); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._wake.notify()
+            while self._pending or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is waiting (one last attempt) and stop the thread."""
+        self._stopping.set()
+        with self._lock:
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the writing thread ------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if batch:
+                self._write(batch)
+
+    def _next_batch(self) -> Batch | None:
+        with self._lock:
+            deadline = time.monotonic() + self.flush_seconds
+            while not self._stopping.is_set() and len(self._pending) < self.batch_rows:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+            if not self._pending:
+                self._idle.notify_all()
+                return None if self._stopping.is_set() else {}
+            batch, self._pending = self._pending, {}
+            self._in_flight = len(batch)
+            return batch
+
+    def _write(self, batch: Batch) -> None:
+        try:
+            try:
+                results = self._commit(batch)
+            except BAD_DATA as error:
+                results = self._isolate_bad_rows(batch, error)
+        except DATABASE_ERRORS as error:
+            self._retry_later(batch, error)
+            return
+        except Exception as error:  # a bug must not end the writer: keep the rows, retry
+            log.exception("writer failed unexpectedly; keeping the batch")
+            self._retry_later(batch, error)
+            return
+        self._done(batch, results)
+
+    def _commit(self, batch: Batch) -> list[tuple[Run | None, MergeResult]]:
+        """Merge the batch in one transaction: one merge per table (and run, for its counts)."""
+        groups: dict[tuple[str, Run | None], list[dict]] = {}
+        for record, run in batch.values():
+            groups.setdefault((record.table, run), []).append(record.row)
+        results = []
+        with self.engine.begin() as connection:
+            for (table, run), rows in groups.items():
+                spec = MERGES[table]
+                results.append((run, copy_merge(connection, spec.table, rows, key=spec.key,
+                                                update=spec.update, only_if=spec.only_if,
+                                                unique_keys=True)))
+        return results
+
+    def _isolate_bad_rows(self, batch: Batch, error: Exception
+                          ) -> list[tuple[Run | None, MergeResult]]:
+        """Split a batch the database refused until the bad rows stand alone; skip those."""
+        if len(batch) == 1:
+            self._reject(next(iter(batch.values())), error)
+            return []
+        items = list(batch.items())
+        results = []
+        for half in (dict(items[:len(items) // 2]), dict(items[len(items) // 2:])):
+            try:
+                results += self._commit(half)
+            except BAD_DATA as half_error:
+                results += self._isolate_bad_rows(half, half_error)
+        return results
+
+    def _reject(self, item: tuple[Record, Run | None], error: Exception) -> None:
+        record, run = item
+        reason = _reason(error)
+        with self._lock:
+            self.stats.rejected += 1
+        if run is not None:
+            run.add(rejected=1)
+            _safely(run.error, f"database refused a {record.table} row: {reason}",
+                    repr(record.row))
+        else:
+            log.error("database refused a %s row: %s", record.table, reason)
+
+    def _retry_later(self, batch: Batch, error: Exception) -> None:
+        reason = _reason(error)
+        with self._lock:
+            for slot, item in batch.items():
+                self._pending.setdefault(slot, item)  # a newer record for the slot stays
+            self._in_flight = 0
+            self.stats.failures += 1
+            self.stats.last_error = reason
+        self._failures_in_a_row += 1
+        delay = min(self.retry_max, self.retry_base * 2 ** (self._failures_in_a_row - 1))
+        log.warning("writer cannot reach the database; retrying in %.1f s: %s", delay, reason,
+                    extra={"pending": self.pending})
+        if self._stopping.wait(delay * random.uniform(0.5, 1.0)):
+            self._give_up_if_still_down()
+
+    def _give_up_if_still_down(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, {}
+            self._in_flight = len(batch)
+        try:
+            self._done(batch, self._commit(batch))
+        except DATABASE_ERRORS as error:
+            with self._lock:
+                self.stats.dropped += len(batch)
+                self._in_flight = 0
+                self._idle.notify_all()
+            log.error("writer stopped with the database unreachable: %d rows not written (%s)",
+                      len(batch), _reason(error))
+
+    def _done(self, batch: Batch, results: list[tuple[Run | None, MergeResult]]) -> None:
+        committed_at = time.time()
+        self._failures_in_a_row = 0
+        for run, result in results:
+            if run is not None:
+                run.add(inserted=result.inserted, duplicates=result.skipped)
+        with self._lock:
+            for _run, result in results:
+                self.stats.inserted += result.inserted
+                self.stats.updated += result.updated
+                self.stats.skipped += result.skipped
+            self.stats.batches += 1
+            self._in_flight = 0
+            dropped, self._outage.by_run = self._outage.by_run, Counter()
+            self._idle.notify_all()
+        self._report_drops(dropped)
+        if self.observe is not None:
+            self.observe([record for record, _run in batch.values()], committed_at)
+
+    def _report_drops(self, dropped: Counter) -> None:
+        for run, count in dropped.items():
+            message = (f"writer dropped {count} rows while the database was unreachable "
+                       f"(buffer limit {self.max_pending_rows})")
+            if run is not None:
+                _safely(run.error, message, None, "warning")
+            else:
+                log.warning(message)
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of what the database (or anything else) said went wrong."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else error.__class__.__name__
+
+
+def _safely(action: Callable[..., object], *args: object) -> None:
+    """Call a logging action that writes to the database; a failure there is only logged."""
+    try:
+        action(*args)
+    except DATABASE_ERRORS as error:
+        log.warning("could not record an ingest error: %s", _reason(error))
