@@ -140,6 +140,16 @@ def add_user(app: Flask, role: str, username: str | None = None,
                                 role)
 
 
+def api_key(app: Flask, role: str = "analyst", scopes: tuple[str, ...] = ("read",),
+            username: str | None = None, **options) -> tuple[dict, str]:
+    """Create an API key (through the real command) for the user named after `role`."""
+    engine = app.extensions["p2pdash"].engine
+    username = username or role
+    if users.find(engine, username) is None:
+        add_user(app, role, username)
+    return commands.create_key(engine, "test", username, "test key", list(scopes), **options)
+
+
 def ensure_user(app: Flask, role: str) -> None:
     """Make sure the user named after `role` exists."""
     if users.find(app.extensions["p2pdash"].engine, role) is None:

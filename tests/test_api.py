@@ -13,15 +13,12 @@ from app.api import bp, field_errors, spec
 from app.api.keys import KEY_PREFIX, hash_key
 from app.auth import commands
 from app.auth.errors import AccountError
-from tests.conftest import add_user, make_settings
+from tests.conftest import add_user, api_key, make_settings
 
 
 def _key(app, username: str = "analyst", role: str = "analyst", scopes=("read",),
          **options) -> tuple[dict, str]:
-    engine = app.extensions["p2pdash"].engine
-    if not commands.users.find(engine, username):
-        add_user(app, role, username)
-    return commands.create_key(engine, "test", username, "test key", list(scopes), **options)
+    return api_key(app, role, tuple(scopes), username, **options)
 
 
 def test_me_answers_for_a_key_in_x_api_key(app, client):
