@@ -46,22 +46,39 @@ def cli(ctx: click.Context) -> None:
     ctx.obj = {"settings": settings}
 
 
-@cli.command()
-@click.pass_context
-def run(ctx: click.Context) -> None:
-    """Serve the dashboard (and ingest, when INGEST_ENABLED) at P2PDASH_HOST:P2PDASH_PORT."""
+def serve_app(settings: Settings) -> None:
+    """Migrate, make sure an admin exists, then serve until SIGINT or SIGTERM."""
     from app import create_app
+    from app.first_run import ensure_admin
     from app.server import serve
     from db.migrate import upgrade
 
-    with database(_settings(ctx)) as settings:
-        engine = make_engine(settings.database_url or "")
-        if settings.auto_migrate:
-            upgrade(engine)
-        engine.dispose()
-        ready = replace(settings, auto_migrate=False)
-        click.echo(f"p2pdash on http://{settings.host}:{settings.port}", err=True)
-        serve(ready, lambda: create_app(ready))
+    engine = make_engine(settings.database_url or "")
+    if settings.auto_migrate:
+        upgrade(engine)
+    ensure_admin(engine, settings)
+    engine.dispose()
+    ready = replace(settings, auto_migrate=False)
+    click.echo(f"p2pdash on http://{settings.host}:{settings.port}", err=True)
+    serve(ready, lambda: create_app(ready))
+
+
+@cli.command()
+@click.option("--demo-when-offline", is_flag=True,
+              help="Run the demo instead when the Binance REST API does not answer.")
+@click.pass_context
+def run(ctx: click.Context, demo_when_offline: bool) -> None:
+    """Serve the dashboard (and ingest, when INGEST_ENABLED) at P2PDASH_HOST:P2PDASH_PORT."""
+    from app.cli_demo import exchange_reachable, run_demo
+
+    settings = _settings(ctx)
+    if demo_when_offline and not exchange_reachable(settings):
+        click.echo("p2pdash: no exchange reachable from here: starting the DEMO on a "
+                   "simulated exchange instead", err=True)
+        run_demo(settings)
+        return
+    with database(settings) as ready:
+        serve_app(ready)
 
 
 @cli.group("db")
@@ -110,6 +127,9 @@ from app.cli_users import keys_group, users_group  # noqa: E402  (after cli exis
 
 cli.add_command(users_group)
 cli.add_command(keys_group)
+from app.cli_demo import demo_command  # noqa: E402  (after cli exists)
+
+cli.add_command(demo_command)
 cli.add_command(backfill_group)
 cli.add_command(ingest_command)
 

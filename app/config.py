@@ -81,6 +81,8 @@ class Settings:
     threads: int = 8
     log_level: str = "INFO"
     log_format: str = "text"
+    # Set by `p2pdash demo`: the exchanges are simulated, and every page says so.
+    demo: bool = False
     auto_migrate: bool = True
     ingest_enabled: bool = True
     spot_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")

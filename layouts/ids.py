@@ -57,3 +57,4 @@ ADMIN_RUN_DETAIL = "admin-run-detail"
 
 ADMIN_HEALTH = "admin-health"
 ADMIN_HEALTH_REFRESH = "admin-health-refresh"
+DEMO_BADGE = "demo-badge"

@@ -7,6 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from flask_login import current_user
 
+from app import state
 from app.auth.users import current_role
 from layouts import ids
 
@@ -58,13 +59,22 @@ def forbidden_block() -> dbc.Alert:
                      color="warning", id=ids.FORBIDDEN)
 
 
+def _demo_badge() -> list[dbc.Badge]:
+    if not state.current().settings.demo:
+        return []
+    return [dbc.Badge("DEMO", id=ids.DEMO_BADGE, color="warning", text_color="dark",
+                      className="ms-2 align-middle",
+                      title="Simulated exchanges on this machine: prices are not real")]
+
+
 def navbar() -> dbc.Navbar:
     """The top bar: brand, page links and the light/dark switch."""
     theme_switch = dbc.Switch(id=ids.THEME_SWITCH, label=html.I(className="bi bi-moon-stars"),
                               value=False, className="mb-0 ms-3")
     return dbc.Navbar(
         dbc.Container([
-            dbc.NavbarBrand([html.I(className="bi bi-graph-up-arrow me-2"), "p2pdash"], href="/"),
+            dbc.NavbarBrand([html.I(className="bi bi-graph-up-arrow me-2"), "p2pdash",
+                             *_demo_badge()], href="/"),
             dbc.Nav(_nav_links(current_role()), id=ids.NAV_LINKS, className="me-auto",
                     navbar=True),
             theme_switch,

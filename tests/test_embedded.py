@@ -92,3 +92,27 @@ def wait_for_health(url: str, process: subprocess.Popen, seconds: float = 90) ->
         except requests.RequestException:
             time.sleep(0.3)
     pytest.fail(f"{url} never answered")
+
+
+def test_run_falls_back_to_the_demo_when_no_exchange_answers(root):
+    port = free_port()
+    env = {**os.environ, "P2PDASH_DATA_DIR": str(root), "P2PDASH_PORT": str(port),
+           "BINANCE_REST_URL": f"http://127.0.0.1:{free_port()}"}
+    env.pop("DATABASE_URL", None)
+    process = subprocess.Popen([sys.executable, "-m", "app", "run", "--demo-when-offline"],
+                               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        wait_for_health(url, process)
+        deadline = time.monotonic() + 60
+        while "binance_spot_ws" not in requests.get(url, timeout=5).json()["feeds"]:
+            assert time.monotonic() < deadline, "the simulated stream never started"
+            time.sleep(0.5)
+        assert (root / "demo" / "pg" / "data").is_dir(), "the demo keeps its own database"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert "starting the DEMO" in output
+    assert "First run: created the admin 'admin' and password" in output
+    EmbeddedPostgres(root / "demo" / "pg").stop(force=True)
