@@ -1,5 +1,5 @@
 """Dash pages, one module each: PATH, NAME, TITLE, ORDER, ROLES and a pure layout(**params)."""
 
-from layouts import admin, home
+from layouts import admin, candles, home, overview
 
-PAGES = [home, admin]
+PAGES = [overview, candles, home, admin]
