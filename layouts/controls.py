@@ -40,12 +40,13 @@ def select(component_id: str, values: Iterable[str], value: str | None,
     return dbc.Select(id=component_id, options=options(values, labels), value=value, size="sm")
 
 
-def buttons(component_id: str, values: Iterable[str], value: str | None) -> dbc.RadioItems:
-    """A row of toggle buttons, one value at a time (ranges, units)."""
-    return dbc.RadioItems(id=component_id, options=options(values), value=value, inline=True,
-                          className="btn-group btn-group-sm", inputClassName="btn-check",
-                          labelClassName="btn btn-outline-secondary",
-                          labelCheckedClassName="active")
+def buttons(component_id: str, values: Iterable[str], value: str | None) -> html.Div:
+    """A group of toggle buttons, one value at a time (ranges, units)."""
+    return html.Div(dbc.RadioItems(id=component_id, options=options(values), value=value,
+                                   className="btn-group btn-group-sm",
+                                   inputClassName="btn-check",
+                                   labelClassName="btn btn-sm btn-outline-secondary",
+                                   labelCheckedClassName="active"), className="radio-group")
 
 
 def chart(graph_id: str, height: str = "60vh", marks_id: str | None = None) -> html.Div:

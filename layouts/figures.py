@@ -20,6 +20,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import plotly.io as pio
+from dash_bootstrap_templates import load_figure_template
 
 Columns = Mapping[str, Sequence[Any]]
 Figure = dict[str, Any]
@@ -40,7 +41,9 @@ TEMPLATE_LAYOUT_SKIP = ("geo", "polar", "scene", "ternary", "mapbox", "coloraxis
 def template(dark: bool) -> dict[str, Any]:
     """The bootstrap (or bootstrap_dark) template, trimmed to what these charts use."""
     name = "bootstrap_dark" if dark else "bootstrap"
-    full = pio.templates[name].to_plotly_json() if name in pio.templates else {}
+    if name not in pio.templates:
+        load_figure_template(["bootstrap", "bootstrap_dark"])
+    full = pio.templates[name].to_plotly_json()
     layout = {k: v for k, v in full.get("layout", {}).items() if k not in TEMPLATE_LAYOUT_SKIP}
     data = {k: v for k, v in full.get("data", {}).items() if k in TEMPLATE_TRACES}
     return {"layout": layout, "data": data}
@@ -64,8 +67,7 @@ def zone(name: str | None) -> ZoneInfo | None:
 
 
 def _offset_ms(epoch_ms: int, tz: ZoneInfo) -> int:
-    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
-    offset = tz.utcoffset(moment.replace(tzinfo=None))
+    offset = datetime.fromtimestamp(epoch_ms / 1000, UTC).astimezone(tz).utcoffset()
     return int(offset.total_seconds() * 1000) if offset else 0
 
 

@@ -1,0 +1,79 @@
+"""Helpers for the views' tests: real spot data from the fake exchange, query counting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, event, func, select
+
+from db.schema import book_tickers, candles, tickers_24h
+from ingest.binance_rest import BinanceRest, KlinesRequest, backfill_klines
+from ingest.fake.server import FakeExchange
+from ingest.service import IngestService
+from tests.spot_support import wait_until
+
+# Quick ingestion: a short leader retry and flush, 3 hours of gap repair on start.
+QUICK_INGEST = {"INGEST_LEADER_RETRY_SECONDS": "0.2", "INGEST_FLUSH_SECONDS": "0.1",
+                "SPOT_GAP_HORIZON_MINUTES": "180", "SPOT_RECONNECT_BASE_SECONDS": "0.05"}
+
+
+@dataclass
+class QueryCount:
+    """SQL statements an engine ran (while listening)."""
+
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def counting(engine: Engine) -> Iterator[QueryCount]:
+    """Count the statements `engine` sends to the database inside the block."""
+    seen = QueryCount()
+
+    def note(_conn, _cursor, statement, _params, _context, _many) -> None:
+        seen.statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def backfill(engine: Engine, fake: FakeExchange, symbol: str, hours: float,
+             interval: str = "1m") -> dict:
+    """Store the closed candles of the last `hours` through the real REST backfill."""
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    request = KlinesRequest(symbol, interval, end - timedelta(hours=hours), end)
+    return backfill_klines(engine, BinanceRest(fake.rest_url), request)
+
+
+def count_rows(engine: Engine, table, symbol: str | None = None) -> int:
+    """Rows in a spot table (of one symbol)."""
+    query = select(func.count()).select_from(table)
+    if symbol:
+        query = query.where(table.c.symbol == symbol)
+    with engine.connect() as connection:
+        return connection.scalar(query)
+
+
+@contextmanager
+def spot_ingest(settings, symbols: tuple[str, ...]) -> Iterator[IngestService]:
+    """Run the real ingestion service (stream, writer, gap repair) until the block ends,
+    after the first book tickers, 24h tickers and repaired candles of every symbol landed."""
+    service = IngestService(settings).start()
+    try:
+        for symbol in symbols:
+            for table, least in ((book_tickers, 1), (tickers_24h, 1), (candles, 60)):
+                wait_until(lambda t=table, s=symbol, n=least:
+                           count_rows(service.engine, t, s) >= n,
+                           timeout=30, message=f"{table.name} of {symbol}")
+        yield service
+    finally:
+        service.stop()
