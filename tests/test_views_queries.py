@@ -66,9 +66,10 @@ def test_book_series_keeps_the_last_ticker_of_each_bucket_and_skips_empty_ones(e
         spot.book_series(engine, "BTCUSDT", T0, T0 + timedelta(days=1), timedelta(seconds=1))
 
 
-def candle_row(symbol: str, minute: int, open_: float, high: float, low: float, close: float,
+def candle_row(symbol: str, minute: int, ohlc: tuple[float, float, float, float],
                volume: float, trades: int) -> dict:
     opened = T0 + timedelta(minutes=minute)
+    open_, high, low, close = ohlc
     return {"exchange": "binance", "symbol": symbol, "interval": "1m", "open_time": opened,
             "open": Decimal(str(open_)), "high": Decimal(str(high)), "low": Decimal(str(low)),
             "close": Decimal(str(close)), "volume": Decimal(str(volume)),
@@ -80,7 +81,7 @@ def candle_row(symbol: str, minute: int, open_: float, high: float, low: float, 
 def test_latest_times_per_symbol_and_source(engine):
     with engine.begin() as connection:
         connection.execute(insert(book_tickers), [book_row("BTCUSDT", 42, "1", "2")])
-        connection.execute(insert(candles), [candle_row("BTCUSDT", 3, 1, 1, 1, 1, 1, 1)])
+        connection.execute(insert(candles), [candle_row("BTCUSDT", 3, (1, 1, 1, 1), 1, 1)])
     times = spot.latest_times(engine, ["BTCUSDT", "ETHUSDT"])
     assert times == [
         {"symbol": "BTCUSDT", "book_ticker": T0 + timedelta(seconds=42), "ticker_24h": None,
@@ -95,9 +96,9 @@ def test_view_candles_aggregate_minutes_into_the_readout_numbers(tmp_path, datab
     app = create_app(make_settings(tmp_path, DATABASE_URL=database_url))
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     start = now - timedelta(minutes=now.minute % 5 + 10)  # two whole 5m buckets, then some
-    minutes = [candle_row("BTCUSDT", 0, 10, 12, 9, 11, 1, 2), candle_row("BTCUSDT", 1, 11, 15, 10,
-                                                                         14, 2, 3),
-               candle_row("BTCUSDT", 4, 14, 14, 8, 9, 0.5, 1)]
+    minutes = [candle_row("BTCUSDT", 0, (10, 12, 9, 11), 1, 2),
+               candle_row("BTCUSDT", 1, (11, 15, 10, 14), 2, 3),
+               candle_row("BTCUSDT", 4, (14, 14, 8, 9), 0.5, 1)]
     shift = start - T0
     for row in minutes:
         row["open_time"] += shift
