@@ -9,12 +9,12 @@ from tests.browser.spot_fixtures import fake, feed, settings  # noqa: F401
 from tests.browser.views_helpers import (
     CallbackCounter,
     choose,
-    zoom_to,
     layout,
     set_live_refresh,
     traces,
     url_query,
     wait_traces,
+    zoom_to,
 )
 from tests.spot_support import wait_until
 
