@@ -46,10 +46,10 @@ def counting(engine: Engine) -> Iterator[QueryCount]:
         event.remove(engine, "before_cursor_execute", note)
 
 
-def backfill(engine: Engine, fake: FakeExchange, symbol: str, hours: float,
-             interval: str = "1m") -> dict:
-    """Store the closed candles of the last `hours` through the real REST backfill."""
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
+def backfill(engine: Engine, fake: FakeExchange, symbol: str, hours: float, *,
+             interval: str = "1m", ago: timedelta = timedelta(0)) -> dict:
+    """Store `hours` of closed candles ending `ago` through the real REST backfill."""
+    end = datetime.now(UTC).replace(second=0, microsecond=0) - ago
     request = KlinesRequest(symbol, interval, end - timedelta(hours=hours), end)
     return backfill_klines(engine, BinanceRest(fake.rest_url), request)
 
