@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from time import monotonic, sleep
 from typing import Any
 
 import requests
@@ -78,12 +78,14 @@ class Pacer:
 
     def wait(self) -> None:
         """Sleep until this caller's turn."""
+        if self.interval <= 0:
+            return
         with self._lock:
-            now = time.monotonic()
+            now = monotonic()
             turn = max(now, self._next)
             self._next = turn + self.interval
         if turn > now:
-            time.sleep(turn - now)
+            sleep(turn - now)
 
 
 _pacers: dict[tuple[str, float], Pacer] = {}
@@ -173,7 +175,7 @@ class ExchangeClient:
             delay = min(float(retry_after), RETRY_AFTER_CAP)
         log.warning("P2P request retried", extra={"exchange": self.exchange, "reason": reason,
                                                   "attempt": attempt + 1, "delay_s": delay})
-        time.sleep(delay)
+        sleep(delay)
 
     def _decode(self, response: requests.Response) -> Any:
         status = response.status_code

@@ -69,18 +69,23 @@ def offer_row(offer: Offer, market: P2PMarket, side: str, captured_at: datetime,
     }
 
 
+def show(value: Any) -> str:
+    """A value as an error message quotes it: numbers plain, text quoted."""
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
 def parse_decimal(value: Any, field: str) -> Decimal:
     """Parse a JSON number or numeric string into a finite Decimal."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
-        raise MalformedAdvert(field, f"{value!r} is not a number")
+        raise MalformedAdvert(field, f"{show(value)} is not a number")
     try:
         # A float only arrives from a caller that parsed JSON without parse_float=Decimal;
         # str() gives its shortest round-trip text, i.e. the digits that were sent.
         number = Decimal(str(value).strip())
     except InvalidOperation:
-        raise MalformedAdvert(field, f"{value!r} is not a number") from None
+        raise MalformedAdvert(field, f"{show(value)} is not a number") from None
     if not number.is_finite():
-        raise MalformedAdvert(field, f"{value!r} is not a finite number")
+        raise MalformedAdvert(field, f"{show(value)} is not a finite number")
     return number
 
 
@@ -123,7 +128,7 @@ class Fields:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise MalformedAdvert(self.path(name), f"{value!r} is not text")
+            raise MalformedAdvert(self.path(name), f"{show(value)} is not text")
         return str(value).strip()
 
     def identifier(self, name: str) -> str:
@@ -145,9 +150,9 @@ class Fields:
             return None
         number = parse_decimal(value, self.path(name))
         if positive and number <= 0:
-            raise MalformedAdvert(self.path(name), f"must be positive; got {value!r}")
+            raise MalformedAdvert(self.path(name), f"must be positive; got {show(value)}")
         if number < 0:
-            raise MalformedAdvert(self.path(name), f"must not be negative; got {value!r}")
+            raise MalformedAdvert(self.path(name), f"must not be negative; got {show(value)}")
         return number
 
     def integer(self, name: str, required: bool = False) -> int | None:
@@ -157,7 +162,8 @@ class Fields:
             return None
         number = parse_decimal(value, self.path(name))
         if number != number.to_integral_value() or number < 0:
-            raise MalformedAdvert(self.path(name), f"must be a whole number >= 0; got {value!r}")
+            raise MalformedAdvert(self.path(name),
+                                  f"must be a whole number >= 0; got {show(value)}")
         return int(number)
 
     def fraction(self, name: str, percent: bool = False) -> Decimal | None:
@@ -168,7 +174,7 @@ class Fields:
         if percent:
             number = number / 100
         if number > 1:
-            raise MalformedAdvert(self.path(name), f"{self.data[name]!r} is not a rate "
+            raise MalformedAdvert(self.path(name), f"{show(self.data[name])} is not a rate "
                                                    f"from 0 to {'100' if percent else '1'}")
         return number
 
@@ -178,7 +184,7 @@ class Fields:
         if value is None:
             return default
         if not isinstance(value, bool):
-            raise MalformedAdvert(self.path(name), f"{value!r} is not true or false")
+            raise MalformedAdvert(self.path(name), f"{show(value)} is not true or false")
         return value
 
     def items(self, name: str) -> list[Any]:
@@ -187,7 +193,7 @@ class Fields:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise MalformedAdvert(self.path(name), f"{value!r} is not a list")
+            raise MalformedAdvert(self.path(name), f"{show(value)} is not a list")
         return value
 
     def payment_identifiers(self, name: str) -> tuple[PaymentMethod, ...]:
@@ -197,7 +203,7 @@ class Fields:
             usable = isinstance(value, (str, int)) and not isinstance(value, bool)
             if not usable or not str(value).strip():
                 raise MalformedAdvert(f"{self.path(name)}[{index}]",
-                                      f"{value!r} is not a payment method identifier")
+                                      f"{show(value)} is not a payment method identifier")
             methods.append(PaymentMethod(str(value).strip()))
         return tuple(methods)
 
@@ -206,14 +212,14 @@ class Fields:
         value = self.text(name)
         if value is None or value.upper() != expected:
             raise MalformedAdvert(self.path(name),
-                                  f"{value!r} is not {expected}, the market polled")
+                                  f"{show(value)} is not {expected}, the market polled")
 
     def side(self, name: str, mapping: Mapping[Any, str], expected: str) -> None:
         """Check the advert's own side marker against the side polled."""
         value = self.raw(name)
         side = mapping.get(value)
         if side is None:
-            raise MalformedAdvert(self.path(name), f"unknown side {value!r}")
+            raise MalformedAdvert(self.path(name), f"unknown side {show(value)}")
         if side != expected:
-            raise MalformedAdvert(self.path(name), f"{value!r} is the {side} side, "
+            raise MalformedAdvert(self.path(name), f"{show(value)} is the {side} side, "
                                                    f"not the {expected} side polled")

@@ -130,15 +130,15 @@ class FakeP2P:
         self.simulation = simulation
         self.slow_seconds = slow_seconds
         self.requests: list[dict[str, Any]] = []
-        self._faults: dict[str, deque[str]] = defaultdict(deque)
+        self._faults: dict[str, deque[str | None]] = defaultdict(deque)
         self._lock = threading.Lock()
 
-    def inject(self, exchange: str, fault: str, times: int = 1) -> None:
-        """Answer the next `times` requests to `exchange` with `fault`."""
+    def inject(self, exchange: str, fault: str, times: int = 1, after: int = 0) -> None:
+        """Answer `times` requests to `exchange` with `fault`, once `after` more went well."""
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
         with self._lock:
-            self._faults[exchange].extend([fault] * times)
+            self._faults[exchange].extend([None] * after + [fault] * times)
 
     def _next_fault(self, exchange: str) -> str | None:
         with self._lock:
@@ -223,7 +223,7 @@ def make_blueprint(fake: FakeP2P) -> Blueprint:
         body = request.get_json(silent=True) or {}
         try:
             fake.inject(str(body.get("exchange")), str(body.get("fault")),
-                        int(body.get("times", 1)))
+                        int(body.get("times", 1)), int(body.get("after", 0)))
         except (TypeError, ValueError) as error:
             return _json({"error": str(error)}, 400)
         return _json({"queued": body})

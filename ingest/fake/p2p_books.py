@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +175,18 @@ class SimulatedAdvert:
         exchange, asset, fiat, side = key
         rng = _stable(sim.seed, exchange, asset, fiat, side, "slot", slot)
         usd = sim.spot(asset)
-        available = rng.uniform(50, 20000) / usd
-        places = "0.01" if usd < 100 else "0.000001"
+        price_text = _money(price)
+        available = _money(rng.uniform(50, 20000) / usd, "0.01" if usd < 100 else "0.000001")
         rate = sim.fiat_per_usd.get(fiat, 100.0)
-        low = rng.choice([10, 20, 50, 100]) * rate
-        high = min(rng.choice([500, 2000, 10000]) * rate, available * price)
+        low = _money(rng.choice([10, 20, 50, 100]) * rate)
+        # What is left caps the maximum (rounded down, so it never exceeds it).
+        left = (Decimal(available) * Decimal(price_text)).quantize(Decimal("0.01"), ROUND_DOWN)
+        high = max(min(Decimal(_money(rng.choice([500, 2000, 10000]) * rate)), left),
+                   Decimal(low))
         methods = PAYMENTS[exchange].get(fiat, PAYMENTS[exchange][""])
         user = rng.randrange(len(NICKNAMES))
         return cls(exchange, asset, fiat, side, ad_id=str(10**18 + rng.randrange(10**18)),
-                   price=_money(price), available=_money(available, places),
-                   min_fiat=_money(low), max_fiat=_money(max(high, low)),
+                   price=price_text, available=available, min_fiat=low, max_fiat=str(high),
                    user_id=hashlib.md5(f"{exchange}{user}".encode()).hexdigest()[:16],
                    nickname=NICKNAMES[user], merchant=user % 3 == 0,
                    month_orders=rng.randrange(5, 3000), finish_rate=round(rng.uniform(0.85, 1), 4),
