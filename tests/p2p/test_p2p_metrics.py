@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from app.config import P2PMarket
+from db import p2p_history
 from db.engine import make_engine
 from db.migrate import upgrade
 from db.p2p import OfferFilter, depth, history, jsonable, summary
@@ -148,6 +149,24 @@ def test_history_falls_back_to_date_bin_on_plain_postgresql(plain_database_url):
         check_history(engine)
     finally:
         engine.dispose()
+
+
+def test_filtered_history_is_the_same_scanned_or_probed(engine, monkeypatch):
+    for minute, ask, bid in [(0, "100", "90"), (1, "101", "91"), (3, "103", "93")]:
+        minute_book(engine, minute, ask, bid)
+    store(engine, "ask", T0 + timedelta(minutes=2), [offer("late", "99")])  # no merchant
+
+    def merchants() -> list[tuple]:
+        rows = history(engine, "binance", "USDT", "ARS", start=T0,
+                       end=T0 + timedelta(minutes=4), width=timedelta(minutes=2),
+                       filters=OfferFilter(merchant_only=True))
+        return [(r["bucket"], r["best_ask"], r["ask_offers"], r["bid_offers"]) for r in rows]
+
+    monkeypatch.setattr(p2p_history, "SCAN_WIDTH", timedelta(minutes=5))
+    scanned = merchants()
+    monkeypatch.setattr(p2p_history, "SCAN_WIDTH", timedelta(0))
+    assert merchants() == scanned == [(T0, Decimal(102), 1, 0),
+                                      (T0 + timedelta(minutes=2), Decimal(104), 1, 0)]
 
 
 def test_history_refuses_an_unbounded_request(engine):
