@@ -27,6 +27,7 @@ _CODE = re.compile(r"^[A-Z0-9]{2,10}$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_PASSWORD_LENGTH = 10
 
+DEFAULT_PACING_MS = 500
 DEFAULT_URLS = {
     "BINANCE_REST_URL": "https://api.binance.com",
     "BINANCE_WS_URL": "wss://stream.binance.com:9443",
@@ -88,6 +89,14 @@ class Settings:
     spot_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
     p2p_markets: tuple[P2PMarket, ...] = ()
     p2p_poll_seconds: int = 60
+    p2p_depth: int = 20
+    p2p_page_rows: int = 20
+    p2p_pacing_ms: Mapping[str, int] = field(
+        default_factory=lambda: dict.fromkeys(EXCHANGES, DEFAULT_PACING_MS))
+    p2p_timeout_ms: int = 10000
+    p2p_retries: int = 3
+    p2p_backoff_ms: int = 1000
+    p2p_jitter_seconds: int = 5
     endpoints: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_URLS))
     admin_user: str = "admin"
     admin_password: str | None = field(default=None, repr=False)
@@ -144,6 +153,14 @@ def _build(values: Mapping[str, str]) -> Settings:
         spot_symbols=_spot_symbols(values.get("SPOT_SYMBOLS")),
         p2p_markets=_p2p_markets(values.get("P2P_MARKETS")),
         p2p_poll_seconds=_integer(values, "P2P_POLL_SECONDS", 60, 5, 86400),
+        p2p_depth=_integer(values, "P2P_DEPTH", 20, 1, 1000),
+        # Binance answers at most 20 adverts a page; Bybit pages share the setting.
+        p2p_page_rows=_integer(values, "P2P_PAGE_ROWS", 20, 1, 20),
+        p2p_pacing_ms=_p2p_pacing(values.get("P2P_PACING_MS")),
+        p2p_timeout_ms=_integer(values, "P2P_TIMEOUT_MS", 10000, 100, 120000),
+        p2p_retries=_integer(values, "P2P_RETRIES", 3, 0, 10),
+        p2p_backoff_ms=_integer(values, "P2P_BACKOFF_MS", 1000, 0, 60000),
+        p2p_jitter_seconds=_integer(values, "P2P_JITTER_SECONDS", 5, 0, 3600),
         endpoints={name: _base_url(name, values.get(name) or default)
                    for name, default in DEFAULT_URLS.items()},
         ingest=_ingest_settings(values),
@@ -312,6 +329,35 @@ def _p2p_markets(raw: str | None) -> tuple[P2PMarket, ...]:
             raise ConfigError(f"P2P_MARKETS: bad asset or fiat code in {item.strip()!r}")
         markets.append(P2PMarket(exchange, asset, fiat))
     return tuple(dict.fromkeys(markets))
+
+
+def _p2p_pacing(raw: str | None) -> dict[str, int]:
+    """Parse '500' (every exchange) or 'binance=1000,okx=300' (the rest keep the default)."""
+    pacing = dict.fromkeys(EXCHANGES, DEFAULT_PACING_MS)
+    text = (raw or "").strip()
+    if not text:
+        return pacing
+    if "=" not in text:
+        return dict.fromkeys(EXCHANGES, _pacing_value(text))
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        exchange, _, value = item.partition("=")
+        exchange = exchange.strip().lower()
+        if exchange not in EXCHANGES:
+            raise ConfigError(f"P2P_PACING_MS: unknown exchange {exchange!r}; "
+                              f"known: {', '.join(EXCHANGES)}")
+        pacing[exchange] = _pacing_value(value)
+    return pacing
+
+
+def _pacing_value(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError("P2P_PACING_MS: must be milliseconds, e.g. 500 or "
+                          f"binance=1000,okx=500; got {raw.strip()!r}") from None
+    if not 0 <= value <= 60000:
+        raise ConfigError(f"P2P_PACING_MS: must be from 0 to 60000; got {value}")
+    return value
 
 
 def _secret_key(raw: str | None, env: str, data_dir: Path) -> str:

@@ -14,9 +14,17 @@ from app import state
 
 def register(dash_app: Dash) -> None:
     """Attach the callbacks of every admin tab."""
-    from callbacks import admin_audit, admin_health, admin_keys, admin_runs, admin_users
+    from callbacks import (
+        admin_audit,
+        admin_backfill,
+        admin_health,
+        admin_keys,
+        admin_runs,
+        admin_users,
+    )
 
-    for module in (admin_users, admin_keys, admin_audit, admin_runs, admin_health):
+    for module in (admin_users, admin_keys, admin_audit, admin_runs, admin_backfill,
+                   admin_health):
         module.register(dash_app)
 
 

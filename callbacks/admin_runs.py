@@ -17,7 +17,7 @@ STATUS_COLOURS = {"ok": "success", "partial": "warning", "failed": "danger",
                   "running": "info"}
 
 
-def _status(status: str) -> dbc.Badge:
+def status_badge(status: str) -> dbc.Badge:
     return dbc.Badge(status, color=STATUS_COLOURS.get(status, "secondary"))
 
 
@@ -26,7 +26,7 @@ def runs_table(rows: list[dict[str, Any]]) -> dbc.Table:
     return table(["Run", "Source", "Kind", "Market", "Started", "Status", "In", "Rejected",
                   "Errors", ""], [
         [row["id"], row["source"], row["kind"], row["market"] or "-", when(row["started_at"]),
-         _status(row["status"]), row["inserted"], row["rejected"], row["errors"],
+         status_badge(row["status"]), row["inserted"], row["rejected"], row["errors"],
          dbc.Button("Open", id={"type": ids.ADMIN_OPEN_RUN, "index": row["id"]}, size="sm",
                     color="secondary", outline=True)]
         for row in rows], ids.ADMIN_RUNS_TABLE + "-rows")
@@ -38,7 +38,7 @@ def run_card(run: dict[str, Any]) -> dbc.Card:
               ("Duplicates", run["duplicates"]), ("Rejected", run["rejected"])]
     facts = [("Source", run["source"]), ("Kind", run["kind"]), ("Market", run["market"] or "-"),
              ("Started", when(run["started_at"])), ("Finished", when(run["finished_at"])),
-             ("Status", _status(run["status"])), *counts, ("Error", run["error"] or "-")]
+             ("Status", status_badge(run["status"])), *counts, ("Error", run["error"] or "-")]
     errors = table(["When", "Level", "Message", "Payload"], [
         [when(error["at"]), error["level"], error["message"],
          html.Code((error["payload"] or "")[:300])] for error in run["errors"]])

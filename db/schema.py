@@ -70,6 +70,9 @@ p2p_snapshots = Table(
     _ts("captured_at", nullable=False),
     Column("offers", Integer, nullable=False, server_default="0"),
     Column("complete", Boolean, nullable=False, server_default="false"),
+    # Aggregates of the stored offers (0002_p2p), so history needs no scan of p2p_offers.
+    Column("best_price", Numeric),
+    Column("liquidity", Numeric),
 )
 
 p2p_offers = Table(

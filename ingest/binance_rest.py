@@ -229,13 +229,15 @@ def backfill_klines(engine: Engine, rest: BinanceRest, request: KlinesRequest, *
     total = request.expected_candles()
     end_ms, length = to_ms(request.end), INTERVALS[request.interval]
     params = {"symbol": request.symbol, "interval": request.interval,
-              "from": request.start.isoformat(), "to": request.end.isoformat()}
+              "from": request.start.isoformat(), "to": request.end.isoformat(),
+              "expected": total}
     with start_run(engine, "binance_rest", kind, request.symbol, params) as run:
         cursor, done = to_ms(request.start), 0
         while cursor < end_ms:
             rows = rest.klines(request.symbol, request.interval, cursor, end_ms - 1)
             _store_page(engine, run, report, rows, int(rest.clock() * 1000))
             done = min(total, done + len(rows))
+            run.save_counts()  # progress any process can read from the runs row
             if progress:
                 progress(done, total)
             if len(rows) < PAGE:

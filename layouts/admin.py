@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from app import access
+from db.intervals import INTERVALS
 from db.ops import RUN_STATUSES
 from layouts import ids
 
@@ -96,6 +99,25 @@ def runs_tab() -> html.Div:
                     dbc.Col(html.Div(id=ids.ADMIN_RUN_DETAIL), lg=5)], className="mt-3")
 
 
+def backfill_tab() -> html.Div:
+    """Start a Binance klines backfill and follow the progress of recent ones."""
+    today = datetime.now(UTC).date()
+    form = dbc.Card([dbc.CardHeader("Backfill candles from Binance"), dbc.CardBody([
+        dbc.Row([_field("Symbol", dbc.Input(id=ids.ADMIN_BACKFILL_SYMBOL, value="BTCUSDT"), 6),
+                 _field("Interval", dbc.Select(id=ids.ADMIN_BACKFILL_INTERVAL, value="1m",
+                                               options=list(INTERVALS)), 6)]),
+        _field("From - to (UTC days; the end day is included)", dcc.DatePickerRange(
+            id=ids.ADMIN_BACKFILL_DATES, start_date=today - timedelta(days=1), end_date=today,
+            max_date_allowed=today, display_format="YYYY-MM-DD")),
+        dbc.Button("Start backfill", id=ids.ADMIN_BACKFILL_START, color="primary"),
+        html.Div(id=ids.ADMIN_BACKFILL_FEEDBACK, className="mt-2"),
+    ])])
+    return dbc.Row([dbc.Col(form, lg=4),
+                    dbc.Col([html.Div(id=ids.ADMIN_BACKFILL_RUNS),
+                             dcc.Interval(id=ids.ADMIN_BACKFILL_REFRESH, interval=2000)], lg=8)],
+                   className="mt-3")
+
+
 def health_tab() -> html.Div:
     """Database, extension, cache, ingest leader and feed staleness, refreshed live."""
     return html.Div([html.Div(id=ids.ADMIN_HEALTH, className="mt-3"),
@@ -103,7 +125,7 @@ def health_tab() -> html.Div:
 
 
 def layout(**_params: str) -> html.Div:
-    """Five tabs, each filled by its callbacks."""
+    """Six tabs, each filled by its callbacks."""
     return html.Div([
         html.H2("Administration", className="h4 mb-3"),
         dcc.Store(id=ids.ADMIN_USERS_VERSION, data=0),
@@ -113,6 +135,7 @@ def layout(**_params: str) -> html.Div:
             dbc.Tab(keys_tab(), label="API keys", tab_id="keys"),
             dbc.Tab(audit_tab(), label="Audit log", tab_id="audit"),
             dbc.Tab(runs_tab(), label="Ingestion runs", tab_id="runs"),
+            dbc.Tab(backfill_tab(), label="Backfill", tab_id="backfill"),
             dbc.Tab(health_tab(), label="Health", tab_id="health"),
         ], id=ids.ADMIN_TABS, active_tab="users"),
     ])

@@ -59,6 +59,14 @@ ADMIN_HEALTH = "admin-health"
 ADMIN_HEALTH_REFRESH = "admin-health-refresh"
 DEMO_BADGE = "demo-badge"
 
+ADMIN_BACKFILL_SYMBOL = "admin-backfill-symbol"
+ADMIN_BACKFILL_INTERVAL = "admin-backfill-interval"
+ADMIN_BACKFILL_DATES = "admin-backfill-dates"
+ADMIN_BACKFILL_START = "admin-backfill-start"
+ADMIN_BACKFILL_FEEDBACK = "admin-backfill-feedback"
+ADMIN_BACKFILL_RUNS = "admin-backfill-runs"
+ADMIN_BACKFILL_REFRESH = "admin-backfill-refresh"
+
 # The shell: time zone and live refresh, shared by every page and kept in the browser.
 TZ_SELECT = "tz-select"
 TZ_STORE = "tz-store"

@@ -1,0 +1,143 @@
+"""P2P history: the summary metrics per time bucket, from each bucket's last complete snapshot.
+
+Buckets are aligned by time_bucket on TimescaleDB and by date_bin (same origin) on plain
+PostgreSQL. The last snapshot of each side and bucket is found by one index probe per
+bucket, so the cost follows the number of buckets, not the rows stored; unfiltered values
+come from the snapshot's stored aggregates. Filters need the offers: for narrow buckets
+(about one snapshot each) one range scan is cheapest, for wide ones a probe per chosen
+snapshot (measured in bench/p2p.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Engine, Text, bindparam, func, select, text, true
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from app.config import P2PMarket
+from db.p2p_query import (
+    NO_FILTER,
+    OfferFilter,
+    SideStats,
+    market_params,
+    metrics,
+    offer_conditions,
+    reading,
+    stat_columns,
+    uses_timescaledb,
+)
+from db.schema import p2p_offers
+
+MAX_BUCKETS = 5000
+# Buckets up to this wide hold a handful of snapshots (polls are a minute apart by default):
+# scanning their offers beats probing each chosen snapshot.
+SCAN_WIDTH = timedelta(minutes=5)
+
+PICK_SQL = """
+SELECT s.side, b.bucket, l.captured_at, l.best_price, l.liquidity, l.offers
+FROM (VALUES ('ask'), ('bid')) AS s (side)
+CROSS JOIN generate_series({first}, CAST(:end AS timestamptz) - interval '1 microsecond',
+                           CAST(:width AS interval)) AS b (bucket)
+CROSS JOIN LATERAL (
+    SELECT captured_at, best_price, liquidity, offers FROM p2p_snapshots
+    WHERE exchange = :exchange AND asset = :asset AND fiat = :fiat AND side = s.side
+      AND complete AND captured_at >= greatest(b.bucket, CAST(:start AS timestamptz))
+      AND captured_at < least(b.bucket + CAST(:width AS interval), CAST(:end AS timestamptz))
+    ORDER BY captured_at DESC LIMIT 1) AS l
+"""
+TIMESCALE_FIRST = "time_bucket(CAST(:width AS interval), CAST(:start AS timestamptz))"
+# time_bucket's default origin is Monday 2000-01-03: date_bin from it gives the same buckets.
+PLAIN_FIRST = ("date_bin(CAST(:width AS interval), CAST(:start AS timestamptz), "
+               "TIMESTAMPTZ '2000-01-03 00:00:00+00')")
+Picks = dict[tuple[str, datetime], SideStats]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A history range [start, end) cut into buckets of `width`."""
+
+    start: datetime
+    end: datetime
+    width: timedelta
+
+    def check(self) -> None:
+        """Refuse an empty range, a non-positive width, or too many buckets."""
+        if self.width <= timedelta(0) or self.end <= self.start:
+            raise ValueError("history needs start < end and a positive bucket width")
+        buckets = (self.end - self.start) / self.width
+        if buckets > MAX_BUCKETS:
+            raise ValueError(f"history of {buckets:.0f} buckets; at most {MAX_BUCKETS}: "
+                             "choose a wider bucket or a shorter range")
+
+
+def _picked(connection: Connection, market: P2PMarket, window: Window) -> list[Any]:
+    first = TIMESCALE_FIRST if uses_timescaledb(connection) else PLAIN_FIRST
+    return list(connection.execute(text(PICK_SQL.format(first=first)), {
+        **market_params(market), "start": window.start, "end": window.end,
+        "width": window.width}))
+
+
+def _scanned(connection: Connection, market: P2PMarket, window: Window,
+             filters: OfferFilter) -> Picks:
+    """Filtered stats of every snapshot in the window, in one range scan."""
+    o = p2p_offers.c
+    statement = (select(o.side, o.captured_at, *stat_columns())
+                 .where(*offer_conditions(market, filters), o.captured_at >= window.start,
+                        o.captured_at < window.end)
+                 .group_by(o.side, o.captured_at))
+    return {(side, at): SideStats.of(side, *values)
+            for side, at, *values in connection.execute(statement)}
+
+
+def _probed(connection: Connection, market: P2PMarket, picked: Sequence[Any],
+            filters: OfferFilter) -> Picks:
+    """Filtered stats of the chosen snapshots only, one index probe each."""
+    o = p2p_offers.c
+    chosen = func.unnest(
+        bindparam("sides", [row.side for row in picked], type_=ARRAY(Text)),
+        bindparam("times", [row.captured_at for row in picked],
+                  type_=ARRAY(DateTime(timezone=True))),
+    ).table_valued("side", "at").render_derived()
+    stats = (select(*stat_columns())
+             .where(*offer_conditions(market, filters), o.side == chosen.c.side,
+                    o.captured_at == chosen.c.at)
+             .lateral())
+    statement = select(chosen.c.side, chosen.c.at, *stats.c).select_from(chosen).join(stats,
+                                                                                      true())
+    return {(side, at): SideStats.of(side, *values)
+            for side, at, *values in connection.execute(statement)}
+
+
+def history(engine: Engine, exchange: str, asset: str, fiat: str, *, start: datetime,
+            end: datetime, width: timedelta, filters: OfferFilter = NO_FILTER) -> list[dict]:
+    """Metrics per bucket of `width` in [start, end), from each bucket's last snapshot."""
+    window = Window(start, end, width)
+    window.check()
+    market = P2PMarket(exchange, asset, fiat)
+    with reading(engine) as connection:
+        picked = _picked(connection, market, window)
+        filtered: Picks | None = None
+        if filters.active and picked:
+            filtered = (_scanned(connection, market, window, filters) if width <= SCAN_WIDTH
+                        else _probed(connection, market, picked, filters))
+    return _buckets(market, picked, filtered)
+
+
+def _buckets(market: P2PMarket, picked: Sequence[Any], filtered: Picks | None) -> list[dict]:
+    buckets: dict[datetime, dict[str, Any]] = {}
+    for row in picked:
+        if filtered is None:
+            stats = SideStats(row.best_price, row.offers, row.liquidity)
+        else:
+            stats = filtered.get((row.side, row.captured_at), SideStats())
+        entry = buckets.setdefault(row.bucket, {"captured_at": row.captured_at})
+        entry[row.side] = stats
+        entry["captured_at"] = max(entry["captured_at"], row.captured_at)
+    return [{"exchange": market.exchange, "asset": market.asset, "fiat": market.fiat,
+             "bucket": bucket, "captured_at": entry["captured_at"],
+             **metrics(entry.get("ask", SideStats()), entry.get("bid", SideStats()))}
+            for bucket, entry in sorted(buckets.items())]

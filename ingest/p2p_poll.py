@@ -1,0 +1,99 @@
+"""One poll of one P2P market: both sides, each a snapshot, the whole poll one run.
+
+Both sides share the poll's capture time. A side whose paging breaks off is kept as an
+incomplete snapshot (visible, but never counted in metrics) and the run fails naming the
+cause; a side already stored stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import Engine
+
+from app.config import P2PMarket, Settings
+from ingest import binance_p2p, bybit_p2p, okx_p2p
+from ingest.p2p_http import ExchangeClient, P2PFetchError
+from ingest.p2p_normalise import SIDES
+from ingest.p2p_store import Snapshot, normalise_adverts, store_snapshot
+from ingest.runs import Run
+
+log = logging.getLogger(__name__)
+
+CONNECTORS: dict[str, ModuleType] = {"binance": binance_p2p, "okx": okx_p2p, "bybit": bybit_p2p}
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """How a poll ended: its run, the run's status and, when it failed, why."""
+
+    run_id: int
+    status: str
+    error: str | None = None
+
+
+@dataclass
+class Poll:
+    """One poll in progress: the market, its run, the HTTP client and the capture time."""
+
+    settings: Settings
+    engine: Engine
+    market: P2PMarket
+    run: Run
+    client: ExchangeClient
+    captured_at: datetime
+
+    @property
+    def connector(self) -> ModuleType:
+        return CONNECTORS[self.market.exchange]
+
+    def side(self, side: str) -> None:
+        """Read one side page by page and store it; keep what was read if paging breaks."""
+        adverts: list[Any] = []
+        try:
+            for page in self.connector.fetch_pages(self.client, self.market, side,
+                                                   self.settings.p2p_depth,
+                                                   self.settings.p2p_page_rows):
+                adverts.extend(page)
+        except P2PFetchError:
+            if adverts:
+                self.store(side, adverts, complete=False)
+            raise
+        self.store(side, adverts, complete=True)
+
+    def store(self, side: str, adverts: list[Any], complete: bool) -> None:
+        """Normalise (rejecting malformed adverts) and store one side as a snapshot."""
+        self.run.add(received=len(adverts))
+        offers = normalise_adverts(self.run, self.connector.normalise, self.market, side,
+                                   adverts)
+        snapshot = Snapshot(self.market, side, self.captured_at, offers, complete)
+        result = store_snapshot(self.engine, self.run, snapshot)
+        log.info("P2P snapshot stored", extra={
+            "run_id": self.run.id, "market": str(self.market), "side": side,
+            "complete": complete, "inserted": result.inserted, "duplicates": result.duplicates})
+
+
+def poll_market(settings: Settings, engine: Engine, market: P2PMarket) -> PollResult:
+    """Poll both sides of `market` once and record the poll as a p2p_poll run."""
+    source = CONNECTORS[market.exchange].SOURCE
+    params = {"depth": settings.p2p_depth, "page_rows": settings.p2p_page_rows}
+    run = Run(engine, source, "p2p_poll", str(market), params)
+    try:
+        with ExchangeClient.for_settings(settings, market.exchange) as client:
+            poll = Poll(settings, engine, market, run, client, datetime.now(UTC))
+            for side in SIDES:
+                poll.side(side)
+    except P2PFetchError as error:
+        message = f"{error.__class__.__name__}: {error}"
+        run.finish("failed", error=message)
+        log.error("P2P poll failed", extra={"run_id": run.id, "market": str(market),
+                                            "error": message})
+        return PollResult(run.id, "failed", message)
+    except Exception as error:
+        run.finish("failed", error=f"{error.__class__.__name__}: {error}"[:1000])
+        raise
+    return PollResult(run.id, run.finish())

@@ -1,0 +1,57 @@
+"""Fixtures of the P2P tests: a migrated database, the fake P2P exchange on loopback, settings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from app.config import Settings
+from db.engine import make_engine
+from ingest.fake.p2p import FakeP2P, serving
+from tests.conftest import make_settings
+
+# The shared fixtures sit beside the repository (../shared), in a worktree and in CI alike.
+CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "p2p"
+
+
+def capture(name: str) -> Any:
+    """A real capture, numbers as Decimal (as the pollers read them)."""
+    return json.loads((CAPTURES / name).read_text("utf-8"), parse_float=Decimal)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def fake() -> FakeP2P:
+    """The fake exchange replaying the real captures (no simulation)."""
+    return FakeP2P(captures_dir=CAPTURES, slow_seconds=1.5)
+
+
+@pytest.fixture
+def fake_url(fake: FakeP2P) -> Iterator[str]:
+    with serving(fake) as url:
+        yield url
+
+
+def p2p_settings(tmp_path: Path, database_url: str, url: str, **env: str) -> Settings:
+    """Settings pointing every P2P endpoint at the fake, with quick retries and no pacing."""
+    base = {"DATABASE_URL": database_url, "BINANCE_P2P_URL": url, "OKX_P2P_URL": url,
+            "BYBIT_P2P_URL": url, "P2P_PACING_MS": "0", "P2P_BACKOFF_MS": "1",
+            "P2P_TIMEOUT_MS": "500", "P2P_RETRIES": "2"}
+    return make_settings(tmp_path, **{**base, **env})
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, fake_url: str) -> Settings:
+    return p2p_settings(tmp_path, database_url, fake_url)

@@ -1,0 +1,135 @@
+"""Pushed snapshots: the validation answer for bad bodies, dedup of re-sent ones, counts."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from db.schema import ingest_errors, p2p_offers, p2p_snapshots, payment_methods, runs
+from ingest.p2p_push import (
+    MAX_PUSH_BYTES,
+    MAX_PUSH_OFFERS,
+    PushRejected,
+    push_snapshot,
+    validate_push,
+)
+
+BODY = {
+    "exchange": "binance", "asset": "USDT", "fiat": "ARS", "side": "ask",
+    "captured_at": "2024-05-01T12:00:00Z",
+    "offers": [
+        {"offer_id": "1", "price": "1234.50", "available": "100", "min_fiat": "1000",
+         "max_fiat": "50000", "advertiser_id": "u1", "advertiser_name": "Ana",
+         "is_merchant": True, "month_orders": 120, "month_finish_rate": "0.98",
+         "payment_methods": ["MercadoPagoNew"], "rank": 1},
+        {"offer_id": "2", "price": "1236", "available": "40.5",
+         "payment_methods": ["NewWallet"]},
+    ],
+}
+
+
+def body(**changes) -> dict:
+    data = copy.deepcopy(BODY)
+    data.update(changes)
+    return data
+
+
+def with_offer(index: int, **changes) -> dict:
+    data = body()
+    data["offers"][index].update(changes)
+    return data
+
+
+def counts(engine) -> tuple[int, ...]:
+    with engine.connect() as connection:
+        return tuple(connection.scalar(select(func.count()).select_from(table))
+                     for table in (runs, ingest_errors, p2p_snapshots, p2p_offers))
+
+
+def test_a_good_body_is_stored_as_a_push_run(engine):
+    answer = push_snapshot(engine, body(), source="api:test")
+    assert answer == {"run_id": answer["run_id"], "inserted": 2, "duplicates_skipped": 0}
+    with engine.connect() as connection:
+        run = connection.execute(select(runs)).mappings().one()
+        prices = list(connection.scalars(select(p2p_offers.c.price).order_by(p2p_offers.c.rank)))
+        new_method = connection.execute(select(payment_methods).where(
+            payment_methods.c.identifier == "NewWallet")).mappings().one()
+    assert (run["id"], run["kind"], run["source"], run["status"]) == (
+        answer["run_id"], "p2p_push", "api:test", "ok")
+    assert (run["received"], run["inserted"], run["duplicates"]) == (2, 2, 0)
+    assert prices == [Decimal("1234.50"), Decimal("1236")]
+    assert (new_method["exchange"], new_method["canonical"], new_method["fiat"]) == (
+        "binance", None, "ARS")
+
+
+def test_a_re_sent_snapshot_changes_no_data_and_counts_duplicates(engine):
+    push_snapshot(engine, body())
+    with engine.connect() as connection:
+        before = connection.execute(select(p2p_offers).order_by(p2p_offers.c.offer_id)).all()
+    answer = push_snapshot(engine, body())
+    assert (answer["inserted"], answer["duplicates_skipped"]) == (0, 2)
+    with engine.connect() as connection:
+        after = connection.execute(select(p2p_offers).order_by(p2p_offers.c.offer_id)).all()
+        snapshots = connection.scalar(select(func.count()).select_from(p2p_snapshots))
+    assert after == before and snapshots == 1
+
+
+def test_json_numbers_parsed_as_decimal_are_accepted():
+    raw = json.dumps(body()).replace('"1234.50"', "1234.50")
+    snapshot, errors = validate_push(json.loads(raw, parse_float=Decimal))
+    assert errors == [] and snapshot is not None
+    assert str(snapshot.offers[0].price) == "1234.50"
+
+
+@pytest.mark.parametrize(("bad", "errors"), [
+    (with_offer(0, price=None), [{"index": 0, "field": "price", "message": "is missing"}]),
+    (with_offer(1, price="abc"), [{"index": 1, "field": "price",
+                                   "message": "'abc' is not a number"}]),
+    (with_offer(1, available="-5"), [{"index": 1, "field": "available",
+                                      "message": "must not be negative; got '-5'"}]),
+    (body(side="buy"), [{"index": None, "field": "side",
+                         "message": "unknown side 'buy'; expected ask or bid"}]),
+    (with_offer(0, month_finish_rate="98"), [{"index": 0, "field": "month_finish_rate",
+                                              "message": "'98' is not a rate from 0 to 1"}]),
+    (with_offer(0, colour="red"), [{"index": 0, "field": "colour", "message": "unknown field"}]),
+    (body(exchange="kraken", captured_at="2024-05-01T12:00:00"), [
+        {"index": None, "field": "captured_at",
+         "message": "'2024-05-01T12:00:00' has no time zone"},
+        {"index": None, "field": "exchange",
+         "message": "'kraken' is not one of binance, okx, bybit"}]),
+    (body(offers={"offer_id": "1"}), [{"index": None, "field": "offers",
+                                       "message": "must be a list of offers"}]),
+    (body(offers=[7]), [{"index": 0, "field": None,
+                         "message": "an offer must be a JSON object"}]),
+])
+def test_a_bad_body_is_refused_whole_and_writes_nothing(engine, bad, errors):
+    with pytest.raises(PushRejected) as raised:
+        push_snapshot(engine, bad)
+    assert raised.value.errors == errors
+    assert counts(engine) == (0, 0, 0, 0)
+
+
+def test_every_problem_of_every_offer_is_reported():
+    bad = with_offer(0, price="abc", available="-1")
+    bad["offers"][1]["offer_id"] = ""
+    _, errors = validate_push(bad)
+    assert [(e["index"], e["field"]) for e in errors] == [
+        (0, "price"), (0, "available"), (1, "offer_id")]
+
+
+def test_limits_are_stated_and_enforced():
+    assert MAX_PUSH_BYTES == 1_048_576
+    too_many = body(offers=[{"offer_id": str(i), "price": "1"}
+                            for i in range(MAX_PUSH_OFFERS + 1)])
+    _, errors = validate_push(too_many)
+    assert errors == [{"index": None, "field": "offers",
+                       "message": f"{MAX_PUSH_OFFERS + 1} offers; at most {MAX_PUSH_OFFERS}"}]
+
+
+def test_a_non_object_body_is_refused():
+    assert validate_push([1, 2]) == (None, [{"index": None, "field": None,
+                                             "message": "the body must be a JSON object"}])
