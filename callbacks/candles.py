@@ -9,6 +9,7 @@ from dash import Dash, Input, Output, State
 from app import access
 from callbacks import live
 from callbacks.common import is_dark, note, spot_gap_reason, stale_note, tz_name
+from callbacks.p2p_views import implied_view
 from db import views
 from db.intervals import INTERVALS
 from layouts import ids
@@ -102,6 +103,22 @@ def register(dash_app: Dash) -> None:
     def on_filters(symbol, interval, range_key, overlay, fiat):
         return search({"symbol": symbol, "interval": interval, "range": range_key,
                        "bidask": bool(overlay), "fiat": fiat})
+
+    @access.callback(
+        dash_app,
+        output=[Output(ids.CANDLES_IMPLIED_GRAPH, "figure"),
+                Output(ids.CANDLES_IMPLIED_NOTE, "children")],
+        inputs={"fiat": Input(ids.CANDLES_FIAT, "value"),
+                "interval": Input(ids.CANDLES_INTERVAL, "value"),
+                "range_key": Input(ids.CANDLES_RANGE, "value"), **live.VIEWER},
+        roles=access.EVERYONE,
+    )
+    def update_implied(*, fiat, interval, range_key, ticks, tz, theme):
+        interval = interval if interval in INTERVALS else DEFAULT_INTERVAL
+        range_key = range_key if range_key in RANGES else DEFAULT_RANGE
+        figure, notes = implied_view(fiat, fit_interval(interval, RANGES[range_key]),
+                                     range_key, tz=tz_name(tz), dark=is_dark(theme))
+        return figure, [note(text, "info" if figure["data"] else "warning") for text in notes]
 
     dash_app.clientside_callback(READOUT, Output(ids.CANDLES_READOUT, "children"),
                                  Input(ids.CANDLES_GRAPH, "hoverData"))

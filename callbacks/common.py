@@ -60,6 +60,14 @@ def note(text: str | None, color: str = "warning") -> dbc.Alert | None:
     return dbc.Alert(text, color=color, className="py-2 mb-2 small")
 
 
+def freshness_badge(latest: int | None, stale_seconds: int) -> dbc.Badge:
+    """The age of a feed's newest data (its time on hover), red when stale."""
+    stale = latest is None or now_ms() - latest > stale_seconds * 1000
+    return dbc.Badge(age(latest), color="danger" if stale else "success",
+                     className="stale" if stale else "fresh",
+                     title=f"newest: {when(latest)} UTC")
+
+
 def newest(symbol: str, source: str) -> int | None:
     """Epoch ms of the newest stored row of a spot source for `symbol` (cached)."""
     fresh = next(iter(views.spot_freshness((symbol,))), {})

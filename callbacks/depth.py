@@ -58,7 +58,19 @@ def register(dash_app: Dash) -> None:
         figure, notes = p2p_views.depth_view(
             market, at, unit, payment or [], bool(merchant), tz=common.tz_name(tz),
             dark=common.is_dark(theme))
-        return figure, [common.note(text) for text in notes]
+        colours = ["info" if figure["data"] else "warning"] + ["warning"] * len(notes)
+        return figure, [common.note(text, colour) for text, colour in zip(notes, colours)]
+
+    @access.callback(
+        dash_app,
+        Output(ids.DEPTH_PAYMENT, "options"),
+        Input(ids.DEPTH_MARKET, "value"),
+        State(ids.DEPTH_PAYMENT, "value"),
+        roles=access.EVERYONE,
+    )
+    def update_payment_options(market, selected):
+        codes = views.p2p_method_codes((market.split(":")[0],)) if market else []
+        return sorted(set(codes) | set(selected or []))
 
     @access.callback(
         dash_app,

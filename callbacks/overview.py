@@ -80,18 +80,10 @@ def tickers_block() -> Any:
                   "24h trend", "Updated"], ticker_rows(tickers), ids.OVERVIEW_TICKERS + "-table")
 
 
-def freshness_badge(latest: int | None, stale_seconds: int) -> dbc.Badge:
-    """The age of a feed's newest data (its time on hover), red when stale."""
-    stale = latest is None or common.now_ms() - latest > stale_seconds * 1000
-    return dbc.Badge(common.age(latest), color="danger" if stale else "success",
-                     className="stale" if stale else "fresh",
-                     title=f"newest: {common.when(latest)} UTC")
-
-
 def spot_feed_rows() -> list[list[Any]]:
     """One row per spot symbol: the age of its newest book ticker, 24h ticker, 1m candle."""
     symbols = spot_symbols()
-    return [[fresh["symbol"], *(freshness_badge(fresh[source], common.STALE_SECONDS[source])
+    return [[fresh["symbol"], *(common.freshness_badge(fresh[source], common.STALE_SECONDS[source])
                                 for source in FEED_LABELS)]
             for fresh in (views.spot_freshness(symbols) if symbols else [])]
 

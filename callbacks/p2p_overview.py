@@ -5,19 +5,79 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import dash_bootstrap_components as dbc
 from dash import html
 
+from app import state
 from callbacks import common
-from layouts.controls import p2p_markets
+from callbacks.p2p_views import STALE_POLLS
+from db import views
+from layouts import ids
+from layouts.controls import market_key, p2p_markets
+from layouts.figures import ASK, BID, OVERLAY, sparkline
+
+DAY = 86400
+SPARK_BUCKET = 1800
+AGO_BUCKET = 3600
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def selected(exchanges: Sequence[str], fiats: Sequence[str]) -> list[str]:
+    """The configured markets that pass the exchange and fiat filters (none set: all)."""
+    return [market_key(market) for market in p2p_markets()
+            if (not exchanges or market.exchange in exchanges)
+            and (not fiats or market.fiat in fiats)]
+
+
+def spread_change(market: str, now_pct: float | None) -> Any:
+    """Spread % now against 24 hours ago (the last snapshot of that hour), in points."""
+    day_ago = views.p2p_history(market, AGO_BUCKET, DAY + AGO_BUCKET)["spread_pct"][:1]
+    if now_pct is None or not day_ago or day_ago[0] is None:
+        return "-"
+    change = now_pct - day_ago[0]
+    return html.Span(f"{change:+.3f} pt", title=f"24 h ago: {day_ago[0]:.3f} %",
+                     className="text-danger" if change > 0 else "text-success")
+
+
+def market_row(market: str) -> list[Any]:
+    """Best ask and bid, spread %, its 24h change, liquidity per side, 24h sparkline, age."""
+    now = views.p2p_summary(market)
+    history = views.p2p_history(market, SPARK_BUCKET, DAY)
+    spark = sparkline(history["spread_pct"], OVERLAY)
+    return [html.B(market), html.Span(_fmt(now["best_ask"]), style={"color": ASK}),
+            html.Span(_fmt(now["best_bid"]), style={"color": BID}),
+            _fmt(now["spread_pct"], 3), spread_change(market, now["spread_pct"]),
+            _fmt(now["ask_liquidity"]), _fmt(now["bid_liquidity"]),
+            f"{now['ask_offers'] or 0} / {now['bid_offers'] or 0}",
+            html.Img(src=spark, height=28, alt="24h spread") if spark else "",
+            common.age(now["captured_at"])]
 
 
 def markets_block(exchanges: Sequence[str], fiats: Sequence[str]) -> Any:
     """The P2P markets table, or why there is none."""
     if not p2p_markets():
         return html.P(common.NO_P2P, className="text-body-secondary mb-0")
-    return html.P("P2P metrics arrive with the P2P feed.", className="text-body-secondary mb-0")
+    markets = selected(exchanges, fiats)
+    if not markets:
+        return html.P("No configured market matches the exchange and fiat filters.",
+                      className="text-body-secondary mb-0")
+    headers = ["Market", "Best ask", "Best bid", "Spread %", "24h change", "Ask liquidity",
+               "Bid liquidity", "Adverts ask/bid", "Spread 24h", "Updated"]
+    head = html.Thead(html.Tr([html.Th(header) for header in headers]))
+    body = html.Tbody([html.Tr([html.Td(cell) for cell in market_row(market)])
+                       for market in markets])
+    return dbc.Table([head, body], size="sm", hover=True, responsive=True,
+                     id=ids.OVERVIEW_MARKETS + "-table", className="mb-0 align-middle small")
 
 
 def feed_rows() -> list[list[Any]]:
     """One row per configured P2P market: the age of its newest complete snapshot."""
-    return []
+    keys = tuple(market_key(market) for market in p2p_markets())
+    if not keys:
+        return []
+    stale_seconds = STALE_POLLS * state.current().settings.p2p_poll_seconds
+    return [[key, common.freshness_badge(latest, stale_seconds)]
+            for key, latest in views.p2p_latest(keys).items()]

@@ -9,16 +9,19 @@ figure builders and cheap to pickle into Redis.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
 
-from db import spot
+from app.config import P2PMarket
+from db import p2p, p2p_adverts, spot
 from db.cache import memoized
 from db.candles import get_candles
-from db.intervals import INTERVALS, to_ms
+from db.intervals import INTERVALS, from_ms, to_ms
+from db.p2p_query import NO_FILTER, OfferFilter, latest_snapshots, reading
 
 LIVE_SECONDS = 5
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
@@ -26,9 +29,11 @@ TICKER_FIELDS = ("last", "open", "high", "low", "change_pct", "volume", "quote_v
                  "trades")
 
 
-def number(value: Decimal | int | float | None) -> float | None:
-    """A stored number as a float for charts (None stays None)."""
-    return None if value is None else float(value)
+def number(value: Decimal | int | float | None) -> float | int | None:
+    """A stored number as a float for charts (whole counts stay int, None stays None)."""
+    if value is None or isinstance(value, int):
+        return value
+    return float(value)
 
 
 def epoch_ms(moment: datetime | None) -> int | None:
@@ -84,3 +89,112 @@ def spot_freshness(engine: Engine, symbols: tuple[str, ...]) -> list[dict[str, A
 def interval_seconds(interval: str) -> int:
     """The length of a candle interval in seconds."""
     return INTERVALS[interval] // 1000
+
+
+# P2P: markets are named "exchange:ASSET/FIAT" (the P2P_MARKETS syntax); filters are
+# db.p2p.OfferFilter values, so each filter combination is its own cache entry.
+P2P_FIELDS = ("best_ask", "best_bid", "spread", "spread_pct", "ask_offers", "bid_offers",
+              "ask_liquidity", "bid_liquidity")
+LEVEL_FIELDS = ("price", "available", "offers", "cum_available", "cum_fiat")
+ADVERT_NUMBERS = ("price", "available", "min_fiat", "max_fiat", "month_finish_rate")
+
+
+def market_of(key: str) -> P2PMarket:
+    """The market a key names ("binance:USDT/ARS")."""
+    exchange, pair = key.split(":", 1)
+    asset, fiat = pair.split("/", 1)
+    return P2PMarket(exchange, asset, fiat)
+
+
+@memoized(LIVE_SECONDS)
+def p2p_summary(engine: Engine, market_key: str,
+                filters: OfferFilter = NO_FILTER) -> dict[str, Any]:
+    """A market's best prices, spread, counts and liquidity now (floats; time as epoch ms)."""
+    market = market_of(market_key)
+    row = p2p.summary(engine, market.exchange, market.asset, market.fiat, filters)
+    return {"captured_at": epoch_ms(row["captured_at"]),
+            **{name: number(row[name]) for name in P2P_FIELDS}}
+
+
+@memoized(LIVE_SECONDS)
+def p2p_history(engine: Engine, market_key: str, width_seconds: int, span_seconds: int,
+                filters: OfferFilter = NO_FILTER, *, now: datetime) -> dict[str, list[Any]]:
+    """A market's metrics per bucket over the last `span_seconds`, as columns."""
+    market = market_of(market_key)
+    rows = p2p.history(engine, market.exchange, market.asset, market.fiat,
+                       start=now - timedelta(seconds=span_seconds), end=now,
+                       width=timedelta(seconds=width_seconds), filters=filters)
+    out = columns(rows, "bucket", P2P_FIELDS)
+    out["captured_at"] = [epoch_ms(row["captured_at"]) for row in rows]
+    return out
+
+
+@memoized(LIVE_SECONDS)
+def p2p_advertisers(engine: Engine, market_key: str, width_seconds: int, span_seconds: int, *,
+                    now: datetime) -> dict[int, int]:
+    """Distinct advertisers per bucket (epoch ms) over the last `span_seconds`."""
+    counts = p2p_adverts.advertiser_counts(
+        engine, market_of(market_key), start=now - timedelta(seconds=span_seconds), end=now,
+        width=timedelta(seconds=width_seconds))
+    return {to_ms(bucket): count for bucket, count in counts.items()}
+
+
+@memoized(LIVE_SECONDS)
+def p2p_depth(engine: Engine, market_key: str, filters: OfferFilter = NO_FILTER,
+              at_ms: int | None = None) -> dict[str, Any]:
+    """Cumulative depth of the latest snapshot (at or before `at_ms`), levels as floats."""
+    market = market_of(market_key)
+    at = from_ms(at_ms) if at_ms is not None else None
+    book = p2p.depth(engine, market.exchange, market.asset, market.fiat, filters, at=at)
+    return {"asset": market.asset, "fiat": market.fiat,
+            "captured_at": epoch_ms(book["captured_at"]),
+            **{side: [{name: number(level[name]) for name in LEVEL_FIELDS}
+                      for level in book[side]] for side in ("asks", "bids")}}
+
+
+@memoized(LIVE_SECONDS)
+def p2p_top_adverts(engine: Engine, market_key: str,
+                    filters: OfferFilter = NO_FILTER) -> list[dict[str, Any]]:
+    """The latest snapshot's adverts, numbers as floats, payment methods by name."""
+    market = market_of(market_key)
+    names = p2p_adverts.method_names(engine, market.exchange)
+    return [{**row, **{name: number(row[name]) for name in ADVERT_NUMBERS},
+             "payment_methods": [names.get(code, code) for code in row["payment_methods"]],
+             "captured_at": epoch_ms(row["captured_at"])}
+            for row in p2p_adverts.top_adverts(engine, market, filters)]
+
+
+@memoized(LIVE_SECONDS)
+def p2p_methods(engine: Engine, market_key: str,
+                filters: OfferFilter = NO_FILTER) -> list[dict[str, Any]]:
+    """Best prices and spread per payment method offered now (the other filters applied)."""
+    market = market_of(market_key)
+    rows = []
+    for method in p2p_adverts.methods_present(engine, market):
+        chosen = replace(filters, payment=(method,))
+        row = p2p.summary(engine, market.exchange, market.asset, market.fiat, chosen)
+        rows.append({"method": method, **{name: number(row[name]) for name in P2P_FIELDS}})
+    return rows
+
+
+@memoized(60)
+def p2p_method_codes(engine: Engine, exchanges: tuple[str, ...]) -> list[str]:
+    """Canonical payment method codes known for some exchanges (for filter choices)."""
+    return p2p_adverts.canonical_methods(engine, exchanges)
+
+
+@memoized(LIVE_SECONDS)
+def p2p_latest(engine: Engine, market_keys: tuple[str, ...]) -> dict[str, int | None]:
+    """Epoch ms of each market's newest complete snapshot (either side), or None."""
+    out: dict[str, int | None] = {}
+    with reading(engine) as connection:
+        for key in market_keys:
+            snapshots = latest_snapshots(connection, market_of(key))
+            out[key] = epoch_ms(max(snapshots.values())) if snapshots else None
+    return out
+
+
+@memoized(LIVE_SECONDS)
+def p2p_snapshot_run(engine: Engine, market_key: str, captured_at_ms: int) -> int | None:
+    """The run that stored a market's snapshot taken at `captured_at_ms`."""
+    return p2p_adverts.snapshot_run(engine, market_of(market_key), from_ms(captured_at_ms))

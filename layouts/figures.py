@@ -264,6 +264,31 @@ def liquidity_figure(markets: Mapping[str, Columns], *, tz: str | None, dark: bo
     return {"data": data, "layout": layout}
 
 
+def _mid(ask: float | None, bid: float | None) -> float | None:
+    return None if ask is None or bid is None else (ask + bid) / 2
+
+
+def implied_columns(btc_fiat: Columns, usdt_fiat: Columns, btcusdt: Columns) -> dict[str, list]:
+    """Per bucket: implied USDT/fiat (P2P BTC/fiat mid over spot BTCUSDT close), the P2P
+    USDT/fiat mid, and the premium of P2P USDT over the implied rate in %. Buckets present
+    in all three sources only (the P2P columns carry best_ask and best_bid, spot close)."""
+    spot = dict(zip(btcusdt["t"], btcusdt["close"], strict=True))
+    usdt = {t: _mid(ask, bid) for t, ask, bid in
+            zip(usdt_fiat["t"], usdt_fiat["best_ask"], usdt_fiat["best_bid"], strict=True)}
+    out: dict[str, list] = {"t": [], "implied": [], "p2p_usdt": [], "premium_pct": []}
+    for t, ask, bid in zip(btc_fiat["t"], btc_fiat["best_ask"], btc_fiat["best_bid"],
+                           strict=True):
+        btc, close, p2p_usdt = _mid(ask, bid), spot.get(t), usdt.get(t)
+        if btc is None or not close or p2p_usdt is None:
+            continue
+        implied = btc / close
+        out["t"].append(t)
+        out["implied"].append(implied)
+        out["p2p_usdt"].append(p2p_usdt)
+        out["premium_pct"].append((p2p_usdt / implied - 1) * 100)
+    return out
+
+
 def implied_figure(rows: Columns, *, fiat: str, tz: str | None, dark: bool,
                    revision: str = "") -> Figure:
     """Implied USDT/fiat (P2P BTC/fiat over spot BTCUSDT) against P2P USDT/fiat, and the premium.

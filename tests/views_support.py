@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -9,9 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, event, func, select
 
+from app.config import P2PMarket
 from db.schema import book_tickers, candles, tickers_24h
 from ingest.binance_rest import BinanceRest, KlinesRequest, backfill_klines
 from ingest.fake.server import FakeExchange
+from ingest.p2p_http import ExchangeClient
+from ingest.p2p_normalise import SIDES
+from ingest.p2p_poll import CONNECTORS, Poll, poll_market
+from ingest.runs import Run
 from ingest.service import IngestService
 from tests.spot_support import wait_until
 
@@ -77,3 +83,43 @@ def spot_ingest(settings, symbols: tuple[str, ...]) -> Iterator[IngestService]:
         yield service
     finally:
         service.stop()
+
+
+class SimClock:
+    """The simulated P2P market's clock: wall time, or a moment the test sets."""
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def __call__(self) -> float:
+        return time.time() if self.at is None else self.at
+
+
+def poll_at(settings, engine: Engine, market: P2PMarket, when: datetime,
+            clock: SimClock) -> str:
+    """Poll a market through the real connector, normaliser and store, as if at `when`
+    (the simulated books are the ones of that moment); return the run's status."""
+    connector = CONNECTORS[market.exchange]
+    run = Run(engine, connector.SOURCE, "p2p_poll", str(market),
+              {"depth": settings.p2p_depth, "page_rows": settings.p2p_page_rows})
+    clock.at = when.timestamp()
+    try:
+        with ExchangeClient.for_settings(settings, market.exchange) as client:
+            poll = Poll(settings, engine, market, run, client, when)
+            for side in SIDES:
+                poll.side(side)
+    finally:
+        clock.at = None
+    return run.finish()
+
+
+def p2p_history(settings, engine: Engine, clock: SimClock, *, minutes: int,
+                every: int = 2) -> None:
+    """Polls of every configured market every `every` minutes over the last `minutes`,
+    then one real poll now (poll_market, at the wall clock)."""
+    now = datetime.now(UTC)
+    for back in range(minutes, 0, -every):
+        for market in settings.p2p_markets:
+            poll_at(settings, engine, market, now - timedelta(minutes=back), clock)
+    for market in settings.p2p_markets:
+        assert poll_market(settings, engine, market).status == "ok"
