@@ -59,7 +59,8 @@ def register(dash_app: Dash) -> None:
             market, at, unit, payment or [], bool(merchant), tz=common.tz_name(tz),
             dark=common.is_dark(theme))
         colours = ["info" if figure["data"] else "warning"] + ["warning"] * len(notes)
-        return figure, [common.note(text, colour) for text, colour in zip(notes, colours)]
+        return figure, [common.note(text, colour)
+                        for text, colour in zip(notes, colours, strict=False)]
 
     @access.callback(
         dash_app,

@@ -54,6 +54,7 @@ ADMIN_RUNS_STATUS = "admin-runs-status"
 ADMIN_RUNS_TABLE = "admin-runs-table"
 ADMIN_OPEN_RUN = "admin-open-run"  # dict id type: {"type": ADMIN_OPEN_RUN, "index": id}
 ADMIN_RUN_DETAIL = "admin-run-detail"
+ADMIN_LINKED_RUN = "admin-linked-run"  # a run opened by a link (/admin?tab=runs&run=ID)
 
 ADMIN_HEALTH = "admin-health"
 ADMIN_HEALTH_REFRESH = "admin-health-refresh"

@@ -141,3 +141,18 @@ def test_sparkline_is_a_small_svg_polyline_or_nothing():
     assert uri.startswith("data:image/svg+xml") and 'stroke="#123456"' in svg
     assert 'points="1.0,18.0 33.7,12.7 99.0,2.0"' in svg
     assert figures.sparkline([5.0]) == "" and figures.sparkline([]) == ""
+
+
+def test_implied_rate_is_p2p_btc_over_spot_btc_and_the_premium_is_usdt_over_it():
+    btc_ars = {"t": [T0, T0 + MINUTE, T0 + 2 * MINUTE],
+               "best_ask": [66_000_000.0, None, 67_000_000.0],
+               "best_bid": [64_000_000.0, 65_000_000.0, 65_000_000.0]}
+    usdt_ars = {"t": [T0, T0 + 2 * MINUTE], "best_ask": [1020.0, 1040.0],
+                "best_bid": [1000.0, 1020.0]}
+    btcusdt = {"t": [T0, T0 + MINUTE, T0 + 2 * MINUTE], "close": [65_000.0, 65_500.0, 66_000.0]}
+    rows = figures.implied_columns(btc_ars, usdt_ars, btcusdt)
+    assert rows["t"] == [T0, T0 + 2 * MINUTE], "a bucket missing anywhere is left out"
+    assert rows["implied"] == [1000.0, 1000.0]
+    assert rows["p2p_usdt"] == [1010.0, 1030.0]
+    assert rows["premium_pct"] == pytest.approx([1.0, 3.0])
+    valid(figures.implied_figure(rows, fiat="ARS", tz="UTC", dark=False))
