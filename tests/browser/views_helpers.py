@@ -43,6 +43,24 @@ def zoom_to(dash_duo, graph_id: str, x_range: list) -> None:
         f"#{graph_id} .js-plotly-plot", x_range)
 
 
+def click(dash_duo, element) -> None:
+    """Scroll an element to the middle of the window, then click it."""
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
+
+
+def click_point(dash_duo, graph_id: str, trace: int, index: int) -> None:
+    """Click a point of a chart as Plotly reports it (its plotly_click event)."""
+    dash_duo.driver.execute_script("""
+        const gd = document.querySelector(arguments[0]);
+        const data = gd.data[arguments[1]];
+        const i = arguments[2] < 0 ? data.x.length + arguments[2] : arguments[2];
+        gd.emit('plotly_click', {points: [{curveNumber: arguments[1], pointNumber: i,
+            pointIndex: i, x: data.x[i], y: data.y[i], customdata: data.customdata[i],
+            data: data, fullData: gd._fullData[arguments[1]]}]});
+    """, f"#{graph_id} .js-plotly-plot", trace, index)
+
+
 def choose(dash_duo, component_id: str, value: str) -> None:
     """Pick a value in a dbc.Select."""
     Select(dash_duo.find_element(f"#{component_id}")).select_by_value(value)
