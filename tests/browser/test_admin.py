@@ -7,7 +7,7 @@ import requests
 from layouts import ids
 from tests.conftest import browser_sign_in, ensure_user, password_for
 
-VIEWS = ["Overview", "Depth", "Volume", "Candles", "Status"]
+VIEWS = ["Overview", "Spread", "Depth", "Volume", "Candles", "Status"]
 ROLE_PAGES = {"kiosk": VIEWS, "trader": VIEWS, "analyst": VIEWS, "admin": [*VIEWS, "Admin"]}
 
 
