@@ -36,7 +36,7 @@ from app import create_app
 from app.auth import commands, users
 from app.config import Settings, load_settings
 from app.extensions import cache
-from bench import views_data, views_load
+from bench import views_data, views_load, views_pages
 from bench.views_pages import PAGES, Call, callback_key
 from db.embedded import EmbeddedPostgres
 from db.engine import make_engine
@@ -172,13 +172,18 @@ def main(argv: list[str] | None = None) -> None:
     """Generate or reuse the dataset, time the callbacks, then run the HTTP load."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    dataset = views_data.Dataset.scaled(args.scale)
+    dataset = (views_data.Dataset(symbols=3, candle_days=3, markets=12, p2p_days=1, adverts=5,
+                                  ticker_hours=2)
+               if args.small else views_data.Dataset.scaled(args.scale))
+    views_pages.use(dataset)
     data_dir = Path(args.data_dir).absolute()
     url = cluster_url(data_dir)
     engine = make_engine(url)
     views_data.ensure(engine, dataset, say, GENERATORS)
     engine.dispose()
     print_table("dataset", dataset_size(url), ["table", "rows"])
+    if args.generate_only:
+        return
     env = bench_settings(url, data_dir, dataset)
     settings = load_settings(environ=env, env_file=None)
     ensure_users(settings, max(args.clients, 1))
@@ -207,6 +212,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0,
                         help="time spans of the dataset, 1 = the issue's (default)")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="generate (or check) the dataset, measure nothing")
+    parser.add_argument("--small", action="store_true",
+                        help="a tiny dataset, to check the benchmark itself runs")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir())
                                                   / "p2pdash-bench-views"),
                         help="where the cluster and its dataset live between runs")

@@ -4,8 +4,9 @@ At scale 1: 1 year of 1m candles for 10 symbols (~5.3M rows), 30 days of one-min
 snapshots for 20 markets with 20 adverts a side (~35M offers), 1 day of one-second book
 tickers for 10 symbols (864k rows), and a day of one-minute 24h tickers. Each table's window
 reaches a little into the future of the moment it was generated (a week for candles and
-P2P, twelve hours for tickers), so the "last day" of every view holds data for as long as
-the dataset is reused; `missing_parts` says which parts are too old and need generating.
+P2P, twelve hours for tickers, at most a quarter of the span), so the "last day" of every
+view holds data for as long as the dataset is reused; `missing_parts` says which parts are
+too old and need generating.
 Prices are smooth waves plus a fast wiggle: realistic in shape and size, deterministic.
 """
 
@@ -32,7 +33,10 @@ ASSET_IN_USDT = {"USDT": 1, "BTC": 65000}
 METHODS = {"binance": ["BANK", "MercadoPagoNew", "Wise", "Tinkoff"],
            "okx": ["bank", "aliPay", "wxPay"], "bybit": ["14", "382", "581", "585"]}
 FUTURE = {"candles": timedelta(days=7), "p2p": timedelta(days=7), "tickers": timedelta(hours=12)}
+# A part reaches at most a quarter of its span into the future (small datasets).
+FUTURE_SHARE = 0.25
 REUSE_MARGIN = timedelta(hours=1)
+LAYOUT = 2  # bump when the generated rows change shape: older datasets are generated again
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,22 @@ class Dataset:
         return cls(candle_days=max(1, round(365 * scale)), p2p_days=max(1, round(30 * scale)),
                    ticker_hours=max(1, round(24 * scale)))
 
+    def ahead(self, part: str) -> timedelta:
+        """How far past its generation a part's data reaches."""
+        span = {"candles": timedelta(days=self.candle_days),
+                "p2p": timedelta(days=self.p2p_days),
+                "tickers": timedelta(hours=self.ticker_hours)}[part]
+        return min(FUTURE[part], span * FUTURE_SHARE)
+
     def symbol_names(self) -> list[str]:
         return list(SYMBOLS)[:self.symbols]
 
     def p2p_markets(self) -> list[P2PMarket]:
-        """USDT and BTC markets over the fiats and exchanges, USDT first."""
-        pairs = [(asset, fiat) for asset in ASSET_IN_USDT for fiat in FIAT_PER_USDT]
-        return [P2PMarket(EXCHANGES[n % len(EXCHANGES)], *pairs[n % len(pairs)])
-                for n in range(self.markets)]
+        """USDT then BTC markets over the fiats; a fiat's markets share an exchange."""
+        fiats = list(FIAT_PER_USDT)
+        pairs = [(asset, fiat) for asset in ASSET_IN_USDT for fiat in fiats]
+        return [P2PMarket(EXCHANGES[fiats.index(fiat) % len(EXCHANGES)], asset, fiat)
+                for asset, fiat in (pairs[n % len(pairs)] for n in range(self.markets))]
 
 
 META = text("""
@@ -166,7 +178,7 @@ def _chunks(start: datetime, stop: datetime, size: timedelta):
 def generate_spot(engine: Engine, dataset: Dataset, now: datetime,
                   say: Callable[[str], None]) -> None:
     """One-minute candles of every symbol."""
-    stop = now + FUTURE["candles"]
+    stop = now + dataset.ahead("candles")
     start = stop - timedelta(days=dataset.candle_days)
     for symbol in dataset.symbol_names():
         base = SYMBOLS[symbol]
@@ -179,7 +191,7 @@ def generate_spot(engine: Engine, dataset: Dataset, now: datetime,
 def generate_tickers(engine: Engine, dataset: Dataset, now: datetime,
                      say: Callable[[str], None]) -> None:
     """Book tickers (one a second) and 24h tickers (one a minute) of every symbol."""
-    stop = now + FUTURE["tickers"]
+    stop = now + dataset.ahead("tickers")
     start = stop - timedelta(hours=dataset.ticker_hours)
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE book_tickers, tickers_24h"))
@@ -196,7 +208,7 @@ def generate_p2p(engine: Engine, dataset: Dataset, now: datetime,
     with engine.begin() as connection:
         connection.execute(text("TRUNCATE p2p_offers, p2p_snapshots"))
         connection.execute(text("DELETE FROM runs WHERE kind = 'p2p_poll'"))
-    stop = now + FUTURE["p2p"]
+    stop = now + dataset.ahead("p2p")
     start = stop - timedelta(days=dataset.p2p_days)
     for market_id, market in enumerate(dataset.p2p_markets()):
         for first, last in _chunks(start, stop, timedelta(days=1)):
@@ -226,7 +238,11 @@ def record(engine: Engine, part: str, dataset: Dataset, now: datetime) -> None:
             "INSERT INTO bench_dataset (part, params, generated_at) VALUES (:p, :d, :t) "
             "ON CONFLICT (part) DO UPDATE SET params = EXCLUDED.params, "
             "generated_at = EXCLUDED.generated_at"),
-            {"p": part, "d": json.dumps(asdict(dataset)), "t": now})
+            {"p": part, "d": json.dumps(_params(dataset)), "t": now})
+
+
+def _params(dataset: Dataset) -> dict:
+    return {**asdict(dataset), "layout": LAYOUT}
 
 
 def missing_parts(engine: Engine, dataset: Dataset, now: datetime) -> list[str]:
@@ -235,8 +251,9 @@ def missing_parts(engine: Engine, dataset: Dataset, now: datetime) -> list[str]:
         connection.execute(META)
         rows = {part: (params, at) for part, params, at in connection.execute(
             text("SELECT part, params, generated_at FROM bench_dataset"))}
-    wanted = asdict(dataset)
-    horizon = {"spot": FUTURE["candles"], "tickers": FUTURE["tickers"], "p2p": FUTURE["p2p"]}
+    wanted = _params(dataset)
+    horizon = {"spot": dataset.ahead("candles"), "tickers": dataset.ahead("tickers"),
+               "p2p": dataset.ahead("p2p")}
     return [part for part, ahead in horizon.items()
             if part not in rows or rows[part][0] != wanted
             or now > rows[part][1] + ahead - REUSE_MARGIN]

@@ -16,8 +16,6 @@ from layouts.controls import spot_symbols
 from layouts.figures import DOWN, UP, sparkline
 from layouts.urlstate import search
 
-SPARK_INTERVAL = "30m"
-DAY = 86400
 FEED_LABELS = {"book_ticker": "book ticker", "ticker_24h": "24h ticker",
                "candle_1m": "1m candle"}
 
@@ -56,8 +54,9 @@ def spark(values: Sequence[float | None], colour: str) -> html.Img | str:
 def ticker_rows(tickers: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """One row per spot symbol: last, 24h change, high, low, volumes, trades, sparkline."""
     rows = []
+    days = views.spot_day_closes(spot_symbols())
     for ticker in tickers:
-        closes = views.candles(ticker["symbol"], SPARK_INTERVAL, DAY)["close"]
+        closes = days.get(ticker["symbol"], [])
         colour = UP if (ticker["change_pct"] or 0) >= 0 else DOWN
         rows.append([html.B(ticker["symbol"]), fmt(ticker["last"]), change(ticker["change_pct"]),
                      fmt(ticker["high"]), fmt(ticker["low"]), fmt(ticker["volume"], 2),

@@ -198,3 +198,31 @@ def p2p_latest(engine: Engine, market_keys: tuple[str, ...]) -> dict[str, int | 
 def p2p_snapshot_run(engine: Engine, market_key: str, captured_at_ms: int) -> int | None:
     """The run that stored a market's snapshot taken at `captured_at_ms`."""
     return p2p_adverts.snapshot_run(engine, market_of(market_key), from_ms(captured_at_ms))
+
+
+# The overview asks for every market and symbol at once: one cache entry each answer.
+SLOW_SECONDS = 30
+SPARK_SECONDS = 3600
+DAY_SECONDS = 86400
+
+
+@memoized(LIVE_SECONDS)
+def p2p_summaries(engine: Engine, market_keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Every market's summary now (unfiltered), by market."""
+    return {key: p2p_summary.uncached(engine, key) for key in market_keys}
+
+
+@memoized(SLOW_SECONDS)
+def p2p_day_spreads(engine: Engine, market_keys: tuple[str, ...], *,
+                    now: datetime) -> dict[str, list[float | None]]:
+    """Every market's spread % per hour over the last day (the first is a day ago)."""
+    return {key: p2p_history.uncached(engine, key, SPARK_SECONDS, DAY_SECONDS,
+                                      now=now)["spread_pct"] for key in market_keys}
+
+
+@memoized(SLOW_SECONDS)
+def spot_day_closes(engine: Engine, symbols: tuple[str, ...], *,
+                    now: datetime) -> dict[str, list[float | None]]:
+    """Every symbol's hourly closes over the last day."""
+    return {symbol: candles.uncached(engine, symbol, "1h", DAY_SECONDS, now=now)["close"]
+            for symbol in symbols}
