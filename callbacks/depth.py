@@ -100,10 +100,12 @@ def register(dash_app: Dash) -> None:
                 "merchant": Input(ids.DEPTH_MERCHANT, "value"),
                 "symbol": Input(ids.DEPTH_SYMBOL, "value"),
                 "range_key": Input(ids.DEPTH_RANGE, "value")},
+        state={"tz": State(ids.TZ_STORE, "data")},
         roles=access.EVERYONE,
         prevent_initial_call=True,
     )
-    def on_filters(*, market, at, unit, payment, merchant, symbol, range_key):
-        return search({"market": market, "at": (at or "").strip(), "unit": unit,
+    def on_filters(*, market, at, unit, payment, merchant, symbol, range_key, tz):
+        at = p2p_views.at_param(at, common.tz_name(tz))
+        return search({"market": market, "at": at, "unit": unit,
                        "payment": payment, "merchant": bool(merchant), "symbol": symbol,
                        "range": range_key})

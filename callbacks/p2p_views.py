@@ -4,7 +4,7 @@ and why one is empty: no market configured, the feed silent, or the filters too 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -61,7 +61,7 @@ def describe(filters: OfferFilter) -> str:
     if filters.merchant_only:
         parts.append("merchants only")
     if filters.min_completion is not None:
-        parts.append(f"completion ≥ {filters.min_completion * 100:g} %")
+        parts.append(f"completion ≥ {(filters.min_completion * 100).normalize():f} %")
     return "; ".join(parts)
 
 
@@ -154,6 +154,17 @@ def parse_at(text: str | None, tz: str) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(tz))
     return int(moment.timestamp() * 1000)
+
+
+def at_param(text: str | None, tz: str) -> str:
+    """A depth time for the URL: in UTC with a Z, so a shared link means the same moment."""
+    try:
+        at_ms = parse_at(text, tz)
+    except ValueError:
+        return (text or "").strip()
+    if at_ms is None:
+        return ""
+    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def depth_view(market: str | None, at: str | None, unit: str | None, payment: list[str],

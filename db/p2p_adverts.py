@@ -119,7 +119,8 @@ def snapshot_run(engine: Engine, market: P2PMarket, captured_at: datetime) -> in
     s = p2p_snapshots.c
     statement = (select(s.run_id)
                  .where(s.exchange == market.exchange, s.asset == market.asset,
-                        s.fiat == market.fiat, s.captured_at >= captured_at,
+                        s.fiat == market.fiat, s.side.in_(("ask", "bid")),
+                        s.captured_at >= captured_at,
                         s.captured_at < captured_at + timedelta(milliseconds=1))
                  .limit(1))
     with engine.connect() as connection:

@@ -39,7 +39,7 @@ def p2p_controls(params: dict[str, str]) -> dbc.Row:
         field("Market", select(ids.DEPTH_MARKET, markets,
                                pick(params, "market", markets, markets[0] if markets else None)),
               3),
-        field(f"At (empty: latest; {AT_FORMAT}, your time zone)",
+        field(f"At ({AT_FORMAT}, your zone; empty: latest)",
               dbc.Input(id=ids.DEPTH_AT, value=params.get("at", ""), size="sm", debounce=True,
                         placeholder="latest"), 3),
         field("Units", buttons(ids.DEPTH_UNIT, UNITS, pick(params, "unit", UNITS, "asset")),
