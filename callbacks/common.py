@@ -60,12 +60,11 @@ def note(text: str | None, color: str = "warning") -> dbc.Alert | None:
     return dbc.Alert(text, color=color, className="py-2 mb-2 small")
 
 
-def freshness_badge(latest: int | None, stale_seconds: int) -> dbc.Badge:
-    """The age of a feed's newest data (its time on hover), red when stale."""
+def feed_row(feed: str, latest: int | None, stale_seconds: int) -> dict:
+    """A feed with its newest data, how old that is, and whether it is stale."""
     stale = latest is None or now_ms() - latest > stale_seconds * 1000
-    return dbc.Badge(age(latest), color="danger" if stale else "success",
-                     className="stale" if stale else "fresh",
-                     title=f"newest: {when(latest)} UTC")
+    return {"feed": feed, "newest": when(latest), "age": age(latest),
+            "state": "stale" if stale else "fresh"}
 
 
 def newest(symbol: str, source: str) -> int | None:

@@ -5,20 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import dash_bootstrap_components as dbc
-from dash import html
-
 from app import state
 from callbacks import common
 from callbacks.p2p_views import STALE_POLLS
 from db import views
-from layouts import ids
 from layouts.controls import market_key, p2p_markets
-from layouts.figures import ASK, BID, OVERLAY, sparkline
+from layouts.figures import spark_text
 
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+NUMBERS = ("best_ask", "best_bid", "spread_pct", "ask_liquidity", "bid_liquidity")
 
 
 def selected(exchanges: Sequence[str], fiats: Sequence[str]) -> list[str]:
@@ -28,52 +24,51 @@ def selected(exchanges: Sequence[str], fiats: Sequence[str]) -> list[str]:
             and (not fiats or market.fiat in fiats)]
 
 
-def spread_change(day: list[float | None], now_pct: float | None) -> Any:
+def hourly(day: dict[str, list[Any]], now_ms: int) -> list[float | None]:
+    """A day's spread % in hourly slots, from the hour of a day ago to this hour (None
+    where no snapshot was)."""
+    first = (now_ms - DAY_MS) // HOUR_MS * HOUR_MS
+    slots: list[float | None] = [None] * 25
+    for t, value in zip(day["t"], day["spread_pct"], strict=True):
+        if 0 <= (t - first) // HOUR_MS < len(slots):
+            slots[(t - first) // HOUR_MS] = value
+    return slots
+
+
+def spread_change(slots: list[float | None], now_pct: float | None) -> float | None:
     """Spread % now against a day ago (the last snapshot of that hour), in points."""
-    if now_pct is None or not day or day[0] is None:
-        return "-"
-    change = now_pct - day[0]
-    return html.Span(f"{change:+.3f} pt", title=f"24 h ago: {day[0]:.3f} %",
-                     className="text-danger" if change > 0 else "text-success")
+    if now_pct is None or slots[0] is None:
+        return None
+    return now_pct - slots[0]
 
 
-def market_row(market: str, now: dict[str, Any], day: list[float | None]) -> list[Any]:
-    """Best ask and bid, spread %, its 24h change, liquidity per side, 24h sparkline, age."""
-    spark = sparkline(day, OVERLAY)
-    return [html.B(market), html.Span(_fmt(now["best_ask"]), style={"color": ASK}),
-            html.Span(_fmt(now["best_bid"]), style={"color": BID}),
-            _fmt(now["spread_pct"], 3), spread_change(day, now["spread_pct"]),
-            _fmt(now["ask_liquidity"]), _fmt(now["bid_liquidity"]),
-            f"{now['ask_offers'] or 0} / {now['bid_offers'] or 0}",
-            html.Img(src=spark, height=28, alt="24h spread") if spark else "",
-            common.age(now["captured_at"])]
+def market_row(market: str, now: dict[str, Any], day: dict[str, list[Any]]) -> dict[str, Any]:
+    """Best ask and bid, spread %, its 24h change, liquidity per side, 24h trend, age."""
+    slots = hourly(day, common.now_ms())
+    return {"market": market, **{name: now[name] for name in NUMBERS},
+            "change": spread_change(slots, now["spread_pct"]),
+            "adverts": f"{now['ask_offers'] or 0} / {now['bid_offers'] or 0}",
+            "trend": spark_text(slots), "updated": common.age(now["captured_at"])}
 
 
-def markets_block(exchanges: Sequence[str], fiats: Sequence[str]) -> Any:
-    """The P2P markets table, or why there is none."""
+def markets_rows(exchanges: Sequence[str],
+                 fiats: Sequence[str]) -> tuple[list[dict[str, Any]], str | None]:
+    """The P2P markets table's rows, or why there are none."""
     if not p2p_markets():
-        return html.P(common.NO_P2P, className="text-body-secondary mb-0")
+        return [], common.NO_P2P
     markets = selected(exchanges, fiats)
     if not markets:
-        return html.P("No configured market matches the exchange and fiat filters.",
-                      className="text-body-secondary mb-0")
-    headers = ["Market", "Best ask", "Best bid", "Spread %", "24h change", "Ask liquidity",
-               "Bid liquidity", "Adverts ask/bid", "Spread 24h", "Updated"]
+        return [], "No configured market matches the exchange and fiat filters."
     keys = tuple(market_key(market) for market in p2p_markets())
     summaries, days = views.p2p_summaries(keys), views.p2p_day_spreads(keys)
-    head = html.Thead(html.Tr([html.Th(header) for header in headers]))
-    body = html.Tbody([html.Tr([html.Td(cell) for cell in
-                                market_row(market, summaries[market], days[market])])
-                       for market in markets])
-    return dbc.Table([head, body], size="sm", hover=True, responsive=True,
-                     id=ids.OVERVIEW_MARKETS + "-table", className="mb-0 align-middle small")
+    return [market_row(market, summaries[market], days[market]) for market in markets], None
 
 
-def feed_rows() -> list[list[Any]]:
+def feed_rows() -> list[dict[str, Any]]:
     """One row per configured P2P market: the age of its newest complete snapshot."""
     keys = tuple(market_key(market) for market in p2p_markets())
     if not keys:
         return []
     stale_seconds = STALE_POLLS * state.current().settings.p2p_poll_seconds
-    return [[key, common.freshness_badge(summary["captured_at"], stale_seconds)]
+    return [common.feed_row(f"{key} snapshot", summary["captured_at"], stale_seconds)
             for key, summary in views.p2p_summaries(keys).items()]

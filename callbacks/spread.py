@@ -80,12 +80,13 @@ def run_block(run_id: int | None) -> Any:
     run = p2p_adverts.run_summary(state.current().engine, run_id) if run_id else None
     if run is None:
         return dbc.Alert("No run is recorded for this point.", color="warning")
+    started, finished = (common.when(views.epoch_ms(run[key]))
+                         for key in ("started_at", "finished_at"))
     facts = [("Run", run["id"]), ("Source", run["source"]), ("Kind", run["kind"]),
-             ("Market", run["market"] or "-"), ("Started", common.when(views.epoch_ms(
-                 run["started_at"]))), ("Finished", common.when(views.epoch_ms(
-                     run["finished_at"]))), ("Status", run["status"]),
-             ("Received", run["received"]), ("Inserted", run["inserted"]),
-             ("Duplicates", run["duplicates"]), ("Rejected", run["rejected"])]
+             ("Market", run["market"] or "-"), ("Started", started), ("Finished", finished),
+             ("Status", run["status"]), ("Received", run["received"]),
+             ("Inserted", run["inserted"]), ("Duplicates", run["duplicates"]),
+             ("Rejected", run["rejected"])]
     items = [item for label, value in facts for item in (
         html.Dt(label, className="col-4"), html.Dd(value, className="col-8 mb-1"))]
     parts: list[Any] = [html.Dl(items, className="row mb-2", id=ids.SPREAD_RUN_BODY + "-facts")]

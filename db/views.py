@@ -214,10 +214,14 @@ def p2p_summaries(engine: Engine, market_keys: tuple[str, ...]) -> dict[str, dic
 
 @memoized(SLOW_SECONDS)
 def p2p_day_spreads(engine: Engine, market_keys: tuple[str, ...], *,
-                    now: datetime) -> dict[str, list[float | None]]:
-    """Every market's spread % per hour over the last day (the first is a day ago)."""
-    return {key: p2p_history.uncached(engine, key, SPARK_SECONDS, DAY_SECONDS,
-                                      now=now)["spread_pct"] for key in market_keys}
+                    now: datetime) -> dict[str, dict[str, list[Any]]]:
+    """Every market's spread % per hour over the last day: columns t and spread_pct (hours
+    without a snapshot are left out)."""
+    out = {}
+    for key in market_keys:
+        cols = p2p_history.uncached(engine, key, SPARK_SECONDS, DAY_SECONDS, now=now)
+        out[key] = {"t": cols["t"], "spread_pct": cols["spread_pct"]}
+    return out
 
 
 @memoized(SLOW_SECONDS)

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import plotly.io as pio
@@ -319,16 +318,15 @@ def methods_figure(rows: Sequence[Mapping[str, Any]], *, dark: bool,
     return {"data": data, "layout": layout}
 
 
-def sparkline(values: Sequence[float | None], colour: str = OVERLAY, width: int = 120,
-              height: int = 28) -> str:
-    """A tiny line chart as an SVG data URI (no Plotly: a table may hold dozens)."""
-    points = [(n, v) for n, v in enumerate(values) if v is not None]
-    if len(points) < 2:
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def spark_text(values: Sequence[float | None]) -> str:
+    """A sparkline in text, one block character a value (a gap for a missing one)."""
+    known = [value for value in values if value is not None]
+    if len(known) < 2:
         return ""
-    low, high = min(v for _, v in points), max(v for _, v in points)
-    span, last = (high - low) or 1.0, max(len(values) - 1, 1)
-    path = " ".join(f"{n * (width - 2) / last + 1:.1f},"
-                    f"{height - 2 - (v - low) / span * (height - 4):.1f}" for n, v in points)
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-           f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/></svg>')
-    return "data:image/svg+xml;charset=utf-8," + quote(svg)
+    low, span = min(known), (max(known) - min(known)) or 1.0
+    top = len(SPARK_BLOCKS) - 1
+    return "".join(" " if value is None else SPARK_BLOCKS[round((value - low) / span * top)]
+                   for value in values)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import unquote
 
 import plotly.graph_objects as go
 import pytest
@@ -135,12 +134,10 @@ def test_an_empty_chart_says_why_and_the_themes_differ():
     assert set(light["data"]) <= {"scatter", "bar"} and "geo" not in light["layout"]
 
 
-def test_sparkline_is_a_small_svg_polyline_or_nothing():
-    uri = figures.sparkline([1.0, 2.0, None, 4.0], "#123456", width=100, height=20)
-    svg = unquote(uri.split(",", 1)[1])
-    assert uri.startswith("data:image/svg+xml") and 'stroke="#123456"' in svg
-    assert 'points="1.0,18.0 33.7,12.7 99.0,2.0"' in svg
-    assert figures.sparkline([5.0]) == "" and figures.sparkline([]) == ""
+def test_a_text_sparkline_has_a_block_per_value_lowest_to_highest():
+    assert figures.spark_text([1.0, 2.0, None, 4.0, 4.0]) == "▁▃ ██"
+    assert figures.spark_text([3.0, 3.0]) == "▁▁"
+    assert figures.spark_text([5.0]) == "" and figures.spark_text([None, 1.0]) == ""
 
 
 def test_implied_rate_is_p2p_btc_over_spot_btc_and_the_premium_is_usdt_over_it():

@@ -11,6 +11,7 @@ import pytest
 from callbacks.candles import MAX_CANDLES, fit_interval
 from callbacks.common import age
 from callbacks.depth import MAX_POINTS, book_width
+from callbacks.p2p_overview import hourly, spread_change
 from callbacks.p2p_views import at_param, describe, fit_bucket, offer_filter, parse_at
 from db.intervals import INTERVALS
 from layouts.controls import RANGES
@@ -81,3 +82,16 @@ def test_ages_read_shortly():
     assert age(now - 5 * 60_000, now) == "5 min"
     assert age(now - 3 * 3600_000, now) == "3 h"
     assert age(now - 2 * 86400_000, now) == "2 d"
+
+
+def test_the_overview_compares_the_spread_with_the_hour_of_a_day_ago():
+    hour = 3_600_000
+    now = 1_000 * 24 * hour + 40 * 60_000  # 00:40
+    day = {"t": [now - 24 * hour - 40 * 60_000, now - 2 * hour - 40 * 60_000,
+                 now - 40 * 60_000], "spread_pct": [1.0, 1.5, 1.25]}
+    slots = hourly(day, now)
+    assert len(slots) == 25 and slots[0] == 1.0 and slots[22] == 1.5 and slots[24] == 1.25
+    assert slots.count(None) == 22
+    assert spread_change(slots, 1.3) == pytest.approx(0.3)
+    assert spread_change(hourly({"t": day["t"][1:], "spread_pct": [1.5, 1.25]}, now),
+                         1.3) is None, "no snapshot a day ago: no change"
