@@ -185,6 +185,8 @@ def _register_run_and_url(dash_app: Dash) -> None:
         dash_app,
         Output(ids.SPREAD_RUN, "is_open"),
         Output(ids.SPREAD_RUN_BODY, "children"),
+        Output(ids.SPREAD_GRAPH, "clickData"),
+        Output(ids.SPREAD_ADVERTS, "active_cell"),
         Input(ids.SPREAD_GRAPH, "clickData"),
         Input(ids.SPREAD_ADVERTS, "active_cell"),
         State(ids.SPREAD_ADVERTS, "derived_viewport_data"),
@@ -192,10 +194,13 @@ def _register_run_and_url(dash_app: Dash) -> None:
         prevent_initial_call=True,
     )
     def on_open_run(click, cell, rows):
+        if not click and not cell:  # our own reset below
+            return no_update, no_update, no_update, no_update
         run_id = clicked_run(click, cell, rows)
         if run_id is None and ctx.triggered_id == ids.SPREAD_ADVERTS:
-            return no_update, no_update
-        return True, run_block(run_id)
+            return no_update, no_update, None, None
+        # Forget the click, so the same point or row opens its run again.
+        return True, run_block(run_id), None, None
 
     @access.callback(
         dash_app,

@@ -106,6 +106,12 @@ def test_sprd002_filters_amount_adverts_and_the_run_behind_a_row(
     body = dash_duo.find_element(f"#{ids.SPREAD_RUN_BODY}").text
     assert "binance:USDT/ARS" in body and "ok" in body and "error log is for admins" in body
     assert dash_duo.find_elements(f"#{ids.SPREAD_RUN_BODY}-admin") == []
+
+    dash_duo.find_element(f"#{ids.SPREAD_RUN} .btn-close").click()
+    dash_duo.wait_for_no_elements(f"#{ids.SPREAD_RUN_BODY}", timeout=20)
+    dash_duo.driver.execute_script(
+        "arguments[0].click();", dash_duo.find_elements(f"{table} td[data-dash-column=price]")[0])
+    dash_duo.wait_for_contains_text(f"#{ids.SPREAD_RUN_BODY}", "p2p_poll", timeout=20)
     assert dash_duo.get_logs() == []
 
 
