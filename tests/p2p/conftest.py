@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from app.config import Settings
 from db.engine import make_engine
 from ingest.fake.p2p import FakeP2P, serving
+from ingest.fake.p2p_books import Simulation
 from tests.conftest import make_settings
 
 # The shared fixtures sit beside the repository (../shared), in a worktree and in CI alike.
@@ -42,6 +43,17 @@ def fake() -> FakeP2P:
 def fake_url(fake: FakeP2P) -> Iterator[str]:
     with serving(fake) as url:
         yield url
+
+
+NOON = 1_714_564_800.0  # a fixed clock: every request sees the same period's books
+
+
+@pytest.fixture
+def simulated() -> Iterator[tuple[FakeP2P, str]]:
+    """The fake exchange serving a simulated book, fixed in time."""
+    fake = FakeP2P(simulation=Simulation(clock=lambda: NOON, adverts=30))
+    with serving(fake) as url:
+        yield fake, url
 
 
 def p2p_settings(tmp_path: Path, database_url: str, url: str, **env: str) -> Settings:
