@@ -118,6 +118,19 @@ def backfill_tab() -> html.Div:
                    className="mt-3")
 
 
+def payments_tab() -> html.Div:
+    """Payment identifiers the exchanges sent that map to no canonical code yet."""
+    mapper = dbc.Card([dbc.CardHeader("Map an identifier"), dbc.CardBody([
+        _field("Identifier", dcc.Dropdown(id=ids.ADMIN_PAYMENT_METHOD)),
+        _field("Canonical code", dbc.Input(id=ids.ADMIN_PAYMENT_CANONICAL,
+                                           placeholder="e.g. bank_transfer, mercadopago")),
+        dbc.Button("Map", id=ids.ADMIN_PAYMENT_MAP, color="primary"),
+        html.Div(id=ids.ADMIN_PAYMENT_FEEDBACK, className="mt-2"),
+    ])])
+    return dbc.Row([dbc.Col(html.Div(id=ids.ADMIN_PAYMENTS_TABLE), lg=8),
+                    dbc.Col(mapper, lg=4)], className="mt-3")
+
+
 def health_tab() -> html.Div:
     """Database, extension, cache, ingest leader and feed staleness, refreshed live."""
     return html.Div([html.Div(id=ids.ADMIN_HEALTH, className="mt-3"),
@@ -125,7 +138,7 @@ def health_tab() -> html.Div:
 
 
 def layout(**_params: str) -> html.Div:
-    """Six tabs, each filled by its callbacks."""
+    """The admin tabs, each filled by its callbacks."""
     return html.Div([
         html.H2("Administration", className="h4 mb-3"),
         dcc.Store(id=ids.ADMIN_USERS_VERSION, data=0),
@@ -136,6 +149,7 @@ def layout(**_params: str) -> html.Div:
             dbc.Tab(audit_tab(), label="Audit log", tab_id="audit"),
             dbc.Tab(runs_tab(), label="Ingestion runs", tab_id="runs"),
             dbc.Tab(backfill_tab(), label="Backfill", tab_id="backfill"),
+            dbc.Tab(payments_tab(), label="Payment methods", tab_id="payments"),
             dbc.Tab(health_tab(), label="Health", tab_id="health"),
         ], id=ids.ADMIN_TABS, active_tab="users"),
     ])
