@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 
 from app.config import Settings
-from db.engine import make_engine
 from ingest.fake.p2p import FakeP2P, serving
 from ingest.fake.p2p_books import Simulation
 from tests.conftest import make_settings
@@ -24,13 +22,6 @@ CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "p2p"
 def capture(name: str) -> Any:
     """A real capture, numbers as Decimal (as the pollers read them)."""
     return json.loads((CAPTURES / name).read_text("utf-8"), parse_float=Decimal)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
