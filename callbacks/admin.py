@@ -19,12 +19,13 @@ def register(dash_app: Dash) -> None:
         admin_backfill,
         admin_health,
         admin_keys,
+        admin_payments,
         admin_runs,
         admin_users,
     )
 
     for module in (admin_users, admin_keys, admin_audit, admin_runs, admin_backfill,
-                   admin_health):
+                   admin_payments, admin_health):
         module.register(dash_app)
 
 

@@ -8,35 +8,11 @@ P2P_POLL_SECONDS, with jitter so markets do not fire together, never two at once
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
-
 from sqlalchemy import Engine
 
 from app.config import Settings
+from ingest.jobs import JobSpec
 from ingest.p2p_poll import poll_market
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One interval job, as keyword arguments of APScheduler 3's add_job."""
-
-    id: str
-    name: str
-    func: Callable[..., Any]
-    seconds: int
-    jitter: int
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def add_job_kwargs(self) -> dict[str, Any]:
-        """The arguments of scheduler.add_job for this job (first run: now)."""
-        return {"func": self.func, "trigger": "interval", "seconds": self.seconds,
-                "jitter": self.jitter or None, "id": self.id, "name": self.name,
-                "kwargs": self.kwargs, "max_instances": 1, "coalesce": True,
-                "replace_existing": True, "misfire_grace_time": self.seconds,
-                "next_run_time": datetime.now(UTC)}
 
 
 def p2p_jobs(settings: Settings, engine: Engine) -> list[JobSpec]:
@@ -44,5 +20,6 @@ def p2p_jobs(settings: Settings, engine: Engine) -> list[JobSpec]:
     return [JobSpec(id=f"p2p_poll:{market}", name=f"P2P poll {market}", func=poll_market,
                     seconds=settings.p2p_poll_seconds,
                     jitter=min(settings.p2p_jitter_seconds, settings.p2p_poll_seconds // 2),
-                    kwargs={"settings": settings, "engine": engine, "market": market})
+                    kwargs={"settings": settings, "engine": engine, "market": market},
+                    run_now=True)
             for market in settings.p2p_markets]

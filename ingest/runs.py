@@ -7,6 +7,8 @@ Every stored row carries the id of the run that brought it; every rejected item 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +23,11 @@ from db.schema import ingest_errors, runs
 log = logging.getLogger(__name__)
 
 PAYLOAD_EXCERPT = 2000
+
+
+def this_process() -> str:
+    """host:pid of the calling process (read each time: gunicorn forks after import)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -45,10 +52,12 @@ class Run:
         self.counts = RunCounts()
         self.errors = 0
         self._lock = threading.Lock()
+        # Which process ran it: with several app processes, only the ingest leader polls.
+        recorded = {**(params or {}), "process": this_process()}
         with engine.begin() as connection:
             self.id: int = connection.scalar(
                 insert(runs).values(source=source, kind=kind, market=market,
-                                    params=dict(params or {})).returning(runs.c.id))
+                                    params=recorded).returning(runs.c.id))
 
     def add(self, *, received: int = 0, inserted: int = 0, duplicates: int = 0,
             rejected: int = 0) -> None:

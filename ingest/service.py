@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -24,7 +23,9 @@ from db.engine import make_engine
 from ingest.binance_rest import BinanceError, BinanceRest
 from ingest.binance_ws import SpotStream, StreamOptions
 from ingest.gaps import GapRepairer, repair_symbol
+from ingest.jobs import JobFactory, JobSpec
 from ingest.leader import LeaderElector
+from ingest.p2p_jobs import p2p_jobs
 from ingest.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -32,18 +33,6 @@ log = logging.getLogger(__name__)
 GAP_REPAIR_EVERY_SECONDS = 600
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """A scheduled job: run `func(**kwargs)` every `seconds`, never two at once."""
-
-    id: str
-    func: Callable[..., Any]
-    seconds: float
-    jitter: float = 0.0
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-JobFactory = Callable[[Settings, Engine], list[JobSpec]]
 
 
 def spot_jobs(settings: Settings, engine: Engine) -> list[JobSpec]:
@@ -64,7 +53,7 @@ def repair_spot_gaps(settings: Settings, engine: Engine) -> None:
             log.error("scheduled gap repair failed: %s", error, extra={"symbol": symbol})
 
 
-DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs,)
+DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs, p2p_jobs)
 
 
 class _Feeds:
@@ -86,9 +75,7 @@ class _Feeds:
             "max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
         for factory in job_factories:
             for job in factory(settings, engine):
-                self.scheduler.add_job(job.func, "interval", seconds=job.seconds,
-                                       jitter=job.jitter or None, id=job.id, name=job.id,
-                                       kwargs=job.kwargs, replace_existing=True)
+                self.scheduler.add_job(**job.add_job_kwargs())
 
     def start(self) -> None:
         self.writer.start()

@@ -118,17 +118,31 @@ def backfill_tab() -> html.Div:
                    className="mt-3")
 
 
+def payments_tab() -> html.Div:
+    """Payment identifiers the exchanges sent that map to no canonical code yet."""
+    mapper = dbc.Card([dbc.CardHeader("Map an identifier"), dbc.CardBody([
+        _field("Identifier", dcc.Dropdown(id=ids.ADMIN_PAYMENT_METHOD)),
+        _field("Canonical code", dbc.Input(id=ids.ADMIN_PAYMENT_CANONICAL,
+                                           placeholder="e.g. bank_transfer, mercadopago")),
+        dbc.Button("Map", id=ids.ADMIN_PAYMENT_MAP, color="primary"),
+        html.Div(id=ids.ADMIN_PAYMENT_FEEDBACK, className="mt-2"),
+    ])])
+    return dbc.Row([dbc.Col(html.Div(id=ids.ADMIN_PAYMENTS_TABLE), lg=8),
+                    dbc.Col(mapper, lg=4)], className="mt-3")
+
+
 def health_tab() -> html.Div:
     """Database, extension, cache, ingest leader and feed staleness, refreshed live."""
     return html.Div([html.Div(id=ids.ADMIN_HEALTH, className="mt-3"),
                      dcc.Interval(id=ids.ADMIN_HEALTH_REFRESH, interval=HEALTH_REFRESH_MS)])
 
 
-TABS = ("users", "keys", "audit", "runs", "backfill", "health")
+TABS = ("users", "keys", "audit", "runs", "backfill", "payments", "health")
 
 
 def layout(**params: str) -> html.Div:
-    """Six tabs, each filled by its callbacks; ?tab=runs&run=ID opens a run (views link it)."""
+    """The admin tabs, each filled by its callbacks; ?tab=runs&run=ID opens a run (the
+    views link to it)."""
     run = params.get("run", "")
     return html.Div([
         html.H2("Administration", className="h4 mb-3"),
@@ -141,6 +155,7 @@ def layout(**params: str) -> html.Div:
             dbc.Tab(audit_tab(), label="Audit log", tab_id="audit"),
             dbc.Tab(runs_tab(), label="Ingestion runs", tab_id="runs"),
             dbc.Tab(backfill_tab(), label="Backfill", tab_id="backfill"),
+            dbc.Tab(payments_tab(), label="Payment methods", tab_id="payments"),
             dbc.Tab(health_tab(), label="Health", tab_id="health"),
         ], id=ids.ADMIN_TABS,
             active_tab=params.get("tab") if params.get("tab") in TABS else "users"),

@@ -68,6 +68,13 @@ ADMIN_BACKFILL_FEEDBACK = "admin-backfill-feedback"
 ADMIN_BACKFILL_RUNS = "admin-backfill-runs"
 ADMIN_BACKFILL_REFRESH = "admin-backfill-refresh"
 
+ADMIN_PAYMENTS_TABLE = "admin-payments-table"
+ADMIN_PAYMENTS_REFRESH = "admin-payments-refresh"
+ADMIN_PAYMENT_METHOD = "admin-payment-method"
+ADMIN_PAYMENT_CANONICAL = "admin-payment-canonical"
+ADMIN_PAYMENT_MAP = "admin-payment-map"
+ADMIN_PAYMENT_FEEDBACK = "admin-payment-feedback"
+
 # The shell: time zone and live refresh, shared by every page and kept in the browser.
 TZ_SELECT = "tz-select"
 TZ_STORE = "tz-store"

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Engine
 
 from app import create_app
 from app.access import ROLES
@@ -89,6 +90,14 @@ def _new_database(cluster: EmbeddedPostgres, template: str | None) -> Iterator[s
 def database_url(pg_cluster: EmbeddedPostgres) -> Iterator[str]:
     """A migrated TimescaleDB database of this test's own."""
     yield from _new_database(pg_cluster, TEMPLATE)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on this test's migrated database."""
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

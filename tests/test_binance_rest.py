@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import make_engine
 from db.intervals import from_ms
 from db.schema import candles, runs
 from ingest.binance_rest import (
@@ -26,13 +25,6 @@ from tests.spot_support import BINANCE
 RECORDED_START = datetime(2020, 5, 6, 4, 42, tzinfo=UTC)  # klines_rest_1.json: 60 minutes
 RECORDED_END = RECORDED_START + timedelta(hours=1)
 QUICK = RestPolicy(timeout=2.0, retries=3, backoff_base=0.01, backoff_max=0.05)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from db.embedded import free_port
-from db.engine import make_engine
 from db.schema import book_tickers, candles, ingest_errors, runs, tickers_24h
 from ingest.binance_rest import BinanceRest, RestPolicy
 from ingest.binance_ws import SpotStream, StreamOptions, connection_groups
@@ -29,13 +28,6 @@ CAPTURED_SYMBOLS = ["NKNUSDT", "LRCBTC", "BLZETH", "RUNEEUR", "OMGBUSD", "XEMUSD
 QUICK = StreamOptions(silence_seconds=1.0, reconnect_base_seconds=0.05,
                       reconnect_max_seconds=0.2, counts_every_seconds=0.2)
 T0 = datetime(2021, 10, 12, 0, 28, 40, tzinfo=UTC).timestamp()
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

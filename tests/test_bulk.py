@@ -9,17 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from db.bulk import copy_merge
-from db.engine import make_engine
 from db.schema import book_tickers, p2p_offers, runs
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def ticker(bid: str, second: int = 0) -> dict:

@@ -7,7 +7,6 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from app.cli import cli
-from db.engine import make_engine
 from tests.conftest import TEST_SECRET
 
 
@@ -21,13 +20,6 @@ def run(database_url, tmp_path):
         return CliRunner().invoke(cli, list(args), env=env, input=stdin, catch_exceptions=False)
 
     return invoke
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_create_a_user_with_password_from_stdin_and_list_it(run):

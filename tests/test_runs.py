@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from db.engine import make_engine
 from db.schema import ingest_errors, runs
 from ingest.runs import start_run
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def row(engine, run_id):

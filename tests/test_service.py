@@ -11,7 +11,8 @@ from app import create_app
 from db.engine import make_engine
 from db.schema import book_tickers, candles
 from ingest.fake.server import FakeExchange
-from ingest.service import DEFAULT_JOB_FACTORIES, IngestService, JobSpec
+from ingest.jobs import JobSpec
+from ingest.service import DEFAULT_JOB_FACTORIES, IngestService
 from tests.conftest import make_settings
 from tests.spot_support import wait_until
 

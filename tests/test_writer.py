@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from db.engine import make_engine
 from db.schema import book_tickers, candles, ingest_errors
 from ingest.runs import Run
 from ingest.spot_records import Record, book_ticker_record, kline_record
@@ -17,13 +16,6 @@ from ingest.writer import Writer
 from tests.spot_support import database_down, wait_until
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from ingest.fake.streams import Cadence
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m ingest.fake",
-                                     description="A local fake Binance spot exchange.")
+    about = ("A local fake exchange: Binance spot and, when simulating, the P2P books of "
+             "Binance, OKX and Bybit.")
+    parser = argparse.ArgumentParser(prog="python -m ingest.fake", description=about)
     parser.add_argument("--mode", choices=("simulate", "replay"), default="simulate")
     parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT",
                         help="comma-separated symbols of the simulated market")
@@ -42,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     cadence = Cadence(args.book_ticker_hz, args.kline_hz, args.ticker_hz, args.unthrottled)
     fake = FakeExchange(args.mode, symbols=args.symbols.split(","), seed=args.seed,
-                        speed=args.speed, cadence=cadence, frames=args.frames).start()
+                        speed=args.speed, cadence=cadence, frames=args.frames,
+                        p2p=args.mode == "simulate").start()
     print(json.dumps(fake.environment()), flush=True)
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -24,9 +24,13 @@ from websockets.sync.server import serve as serve_websockets
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ingest.fake import binance
-from ingest.fake.market import SimClock, SimulatedMarket
+from ingest.fake.market import SimClock, SimulatedMarket, instrument
+from ingest.fake.p2p import FakeP2P, make_blueprint
+from ingest.fake.p2p_books import Simulation
 from ingest.fake.replay import load_frames, load_klines
 from ingest.fake.streams import Cadence
+
+STABLECOINS = ("USDT", "USDC", "FDUSD")
 
 LOOPBACK = "127.0.0.1"
 log = logging.getLogger(__name__)
@@ -106,18 +110,21 @@ class FakeExchange:
                  blueprints: Sequence[Blueprint] = (),
                  extensions: Mapping[str, Any] | None = None,
                  ws_ping_interval: float | None = 20.0, max_streams: int = 1024,
-                 weight_limit: int = 6000, pace: float = 0.0) -> None:
+                 weight_limit: int = 6000, pace: float = 0.0, p2p: bool = False) -> None:
         if mode not in ("simulate", "replay"):
             raise ValueError(f"mode must be 'simulate' or 'replay'; got {mode!r}")
         self.clock = clock or SimClock(speed)
         recorded = [frame for path in frames for frame in load_frames(path)]
+        self.market = SimulatedMarket(seed) if mode == "simulate" else None
         self.binance = binance.FakeBinance(
-            clock=self.clock, market=SimulatedMarket(seed) if mode == "simulate" else None,
+            clock=self.clock, market=self.market,
             frames=recorded, klines={key: load_klines(path) for key, path in
                                      (klines or {}).items()},
             info=orjson.loads(Path(exchange_info).read_bytes()) if exchange_info else None,
             symbols=symbols, cadence=cadence, weight_limit=weight_limit,
             max_streams=max_streams, pace=pace)
+        if p2p:
+            blueprints = [*blueprints, self._p2p_blueprint()]
         app = build_http_app([binance.bp, *blueprints],
                              {"fake_binance": self.binance, **(extensions or {})})
         self._http = HttpServer(app)
@@ -130,6 +137,21 @@ class FakeExchange:
     @property
     def ws_url(self) -> str:
         return self._ws.url
+
+    def _p2p_blueprint(self) -> Blueprint:
+        """P2P books of the three exchanges, priced from this fake's own spot market."""
+        if self.market is None:
+            raise ValueError("simulated P2P books need mode='simulate'")
+        market, clock = self.market, self.clock
+
+        def spot_usd(asset: str) -> float:
+            if asset in STABLECOINS:
+                return 1.0
+            symbol = f"{asset}USDT"
+            return float(instrument(symbol).price(market.price_at(symbol, clock.ms())))
+
+        self.p2p = FakeP2P(simulation=Simulation(spot=spot_usd, clock=clock))
+        return make_blueprint(self.p2p)
 
     def environment(self) -> dict[str, str]:
         """Settings that point p2pdash's connectors at this fake."""

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 
 from app.config import Settings
-from db.engine import make_engine
 from ingest.fake.p2p import FakeP2P, serving
+from ingest.fake.p2p_books import Simulation
 from tests.conftest import make_settings
 
 # The shared fixtures sit beside the repository (../shared), in a worktree and in CI alike.
@@ -26,13 +25,6 @@ def capture(name: str) -> Any:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def fake() -> FakeP2P:
     """The fake exchange replaying the real captures (no simulation)."""
     return FakeP2P(captures_dir=CAPTURES, slow_seconds=1.5)
@@ -42,6 +34,17 @@ def fake() -> FakeP2P:
 def fake_url(fake: FakeP2P) -> Iterator[str]:
     with serving(fake) as url:
         yield url
+
+
+NOON = 1_714_564_800.0  # a fixed clock: every request sees the same period's books
+
+
+@pytest.fixture
+def simulated() -> Iterator[tuple[FakeP2P, str]]:
+    """The fake exchange serving a simulated book, fixed in time."""
+    fake = FakeP2P(simulation=Simulation(clock=lambda: NOON, adverts=30))
+    with serving(fake) as url:
+        yield fake, url
 
 
 def p2p_settings(tmp_path: Path, database_url: str, url: str, **env: str) -> Settings:

@@ -7,7 +7,6 @@ clock period) and computes best prices, spreads, counts and depth from the raw J
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,19 +17,8 @@ from sqlalchemy import select
 from app.config import P2PMarket
 from db.p2p import OfferFilter, depth, summary
 from db.schema import payment_methods
-from ingest.fake.p2p import FakeP2P, serving
-from ingest.fake.p2p_books import Simulation
 from ingest.p2p_poll import poll_market
 from tests.p2p.conftest import p2p_settings
-
-NOON = 1_714_564_800.0  # a fixed clock: every request sees the same period's books
-
-
-@pytest.fixture
-def simulated() -> Iterator[tuple[FakeP2P, str]]:
-    fake = FakeP2P(simulation=Simulation(clock=lambda: NOON, adverts=30))
-    with serving(fake) as url:
-        yield fake, url
 
 
 def raw_book(url: str, market: P2PMarket, side: str) -> list[dict[str, Any]]:

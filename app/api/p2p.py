@@ -1,0 +1,224 @@
+"""P2P routes: push a snapshot (ingest scope); summary, history and depth (read scope).
+
+Query parameters and pushed bodies are checked by p2pdash's own validators, which name
+every bad field ({"index", "field", "message"}); the pydantic models below document them
+in /api/v1/openapi.json. Decimals are strings, times ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from flask import jsonify, request
+from pydantic import BaseModel, Field
+from spectree import Response
+
+from app import access, state
+from app.api import bp, principal, spec
+from app.api.errors import ApiError, ErrorBody, ValidationErrorBody
+from app.config import EXCHANGES
+from db.candles_api import CandleParamError, parse_time
+from db.intervals import INTERVALS
+from db.p2p import depth, jsonable, summary
+from db.p2p_history import history
+from db.p2p_query import OfferFilter
+from ingest.p2p_push import MAX_PUSH_BYTES, PushRejected, push_snapshot
+
+DEFAULT_HISTORY = timedelta(hours=24)
+
+
+class MarketQuery(BaseModel):
+    """A market and the offers that count: amount-aware, by payment method, merchants."""
+
+    exchange: Literal["binance", "okx", "bybit"]
+    asset: str = Field(description="e.g. USDT")
+    fiat: str = Field(description="e.g. ARS")
+    amount: str | None = Field(None, description="fiat amount an offer must accept")
+    payment: str | None = Field(None, description="canonical codes, comma-separated")
+    merchant_only: bool = False
+    min_completion: str | None = Field(None, description="0 to 1, e.g. 0.95")
+
+
+class HistoryQuery(MarketQuery):
+    """A market's metrics over time, one row per bucket."""
+
+    start: str | None = Field(None, description="ISO 8601 or epoch ms; default end - 24 h")
+    end: str | None = Field(None, description="ISO 8601 or epoch ms; default now")
+    bucket: str = Field("1h", description="1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d")
+
+
+class Summary(BaseModel):
+    """Best prices, spread and liquidity of the latest complete snapshots."""
+
+    exchange: str
+    asset: str
+    fiat: str
+    captured_at: str | None
+    best_ask: str | None
+    best_bid: str | None
+    spread: str | None
+    spread_pct: str | None
+    ask_offers: int
+    bid_offers: int
+    ask_liquidity: str | None
+    bid_liquidity: str | None
+
+
+class PushedOffer(BaseModel):
+    """One advert in p2pdash's normalised form."""
+
+    offer_id: str
+    price: str
+    available: str | None = None
+    min_fiat: str | None = None
+    max_fiat: str | None = None
+    advertiser_id: str | None = None
+    advertiser_name: str | None = None
+    is_merchant: bool = False
+    month_orders: int | None = None
+    month_finish_rate: str | None = Field(None, description="0 to 1")
+    payment_methods: list[str] = Field(default_factory=list,
+                                       description="the exchange's stable identifiers")
+    rank: int | None = None
+
+
+class PushedSnapshot(BaseModel):
+    """One complete side of one market at one moment."""
+
+    exchange: Literal["binance", "okx", "bybit"]
+    asset: str
+    fiat: str
+    side: Literal["ask", "bid"]
+    captured_at: str = Field(description="ISO 8601 with a time zone")
+    offers: list[PushedOffer]
+
+
+class PushResult(BaseModel):
+    """What the push stored (a re-sent snapshot stores nothing twice)."""
+
+    run_id: int
+    inserted: int
+    duplicates_skipped: int
+
+
+def _bad(field: str, message: str) -> ApiError:
+    return ApiError(400, "bad_parameter", f"{field}: {message}",
+                    [{"index": None, "field": field, "message": message}])
+
+
+def _decimal(args: Mapping[str, str], name: str, low: Decimal,
+             high: Decimal | None = None) -> Decimal | None:
+    raw = args.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise _bad(name, f"{raw!r} is not a number") from None
+    if not value.is_finite() or value < low or (high is not None and value > high):
+        raise _bad(name, f"must be from {low}" + (f" to {high}" if high else " up"))
+    return value
+
+
+def _market(args: Mapping[str, str]) -> tuple[str, str, str]:
+    exchange = (args.get("exchange") or "").lower()
+    if exchange not in EXCHANGES:
+        raise _bad("exchange", f"one of {', '.join(EXCHANGES)}")
+    codes = []
+    for name in ("asset", "fiat"):
+        code = (args.get(name) or "").upper()
+        if not (code.isalnum() and 2 <= len(code) <= 10):
+            raise _bad(name, "required, a code like USDT or ARS")
+        codes.append(code)
+    return exchange, codes[0], codes[1]
+
+
+def _filters(args: Mapping[str, str]) -> OfferFilter:
+    merchant = (args.get("merchant_only") or "false").lower()
+    if merchant not in ("true", "false", "1", "0"):
+        raise _bad("merchant_only", "true or false")
+    payment = tuple(code.strip().lower() for code in (args.get("payment") or "").split(",")
+                    if code.strip())
+    return OfferFilter(amount=_decimal(args, "amount", Decimal(0)), payment=payment,
+                       merchant_only=merchant in ("true", "1"),
+                       min_completion=_decimal(args, "min_completion", Decimal(0), Decimal(1)))
+
+
+def _window(args: Mapping[str, str]) -> tuple[datetime, datetime, timedelta]:
+    bucket = args.get("bucket") or "1h"
+    if bucket not in INTERVALS or bucket in ("3d", "1w"):
+        raise _bad("bucket", "one of 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d")
+    try:
+        end = parse_time("end", args["end"]) if args.get("end") else datetime.now(UTC)
+        start = parse_time("start", args["start"]) if args.get("start") else end - DEFAULT_HISTORY
+    except CandleParamError as error:
+        raise _bad(error.field, str(error).split(": ", 1)[1]) from None
+    return start, end, timedelta(milliseconds=INTERVALS[bucket])
+
+
+@bp.get("/p2p/summary")
+@access.api_key("read")
+@spec.validate(query=MarketQuery, resp=Response(HTTP_200=Summary, HTTP_400=ErrorBody),
+               tags=["p2p"], skip_validation=True)
+def p2p_summary():
+    """Best ask and bid, spread, offers and liquidity per side of one market, now."""
+    args = request.args
+    return jsonify(jsonable(summary(state.current().engine, *_market(args), _filters(args))))
+
+
+@bp.get("/p2p/history")
+@access.api_key("read")
+@spec.validate(query=HistoryQuery, resp=Response(HTTP_200=list[Summary], HTTP_400=ErrorBody),
+               tags=["p2p"], skip_validation=True)
+def p2p_history():
+    """The summary per time bucket, from each bucket's last complete snapshot."""
+    args = request.args
+    start, end, width = _window(args)
+    try:
+        rows = history(state.current().engine, *_market(args), start=start, end=end,
+                       width=width, filters=_filters(args))
+    except ValueError as error:
+        raise _bad("bucket", str(error)) from None
+    return jsonify(jsonable(rows))
+
+
+@bp.get("/p2p/depth")
+@access.api_key("read")
+@spec.validate(query=MarketQuery, resp=Response(HTTP_400=ErrorBody), tags=["p2p"],
+               skip_validation=True)
+def p2p_depth():
+    """Cumulative depth per price level: asks ascending, bids descending."""
+    args = request.args
+    return jsonify(jsonable(depth(state.current().engine, *_market(args), _filters(args))))
+
+
+def _pushed_body() -> Any:
+    if (request.content_length or 0) > MAX_PUSH_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_PUSH_BYTES} bytes")
+    data = request.stream.read(MAX_PUSH_BYTES + 1)
+    if len(data) > MAX_PUSH_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_PUSH_BYTES} bytes")
+    try:
+        return json.loads(data, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "bad_json", "the body is not JSON") from None
+
+
+@bp.post("/ingest/p2p-offers")
+@access.api_key("ingest")
+@spec.validate(json=PushedSnapshot, resp=Response(HTTP_200=PushResult, HTTP_413=ErrorBody,
+                                                  HTTP_422=ValidationErrorBody),
+               tags=["ingest"], skip_validation=True)
+def push_p2p_offers():
+    """Store one side of a market's book, pushed by an external worker (idempotent)."""
+    body = _pushed_body()
+    try:
+        result = push_snapshot(state.current().engine, body,
+                               source=f"push:{principal().username}")
+    except PushRejected as rejected:
+        raise ApiError(422, "validation_failed", str(rejected), rejected.errors) from None
+    return jsonify(result)
