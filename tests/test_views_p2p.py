@@ -11,18 +11,10 @@ import pytest
 
 from app import create_app
 from db import p2p_adverts, views
-from db.engine import make_engine
 from db.intervals import to_ms
 from db.p2p import OfferFilter, depth
 from tests.conftest import make_settings
 from tests.p2p.test_p2p_metrics import ARS, T0, a_book, offer, store
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_top_adverts_are_the_latest_snapshot_asks_cheapest_first_then_bids(engine):
