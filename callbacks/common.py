@@ -63,7 +63,7 @@ def note(text: str | None, color: str = "warning") -> dbc.Alert | None:
 def feed_row(feed: str, latest: int | None, stale_seconds: int) -> dict:
     """A feed with its newest data, how old that is, and whether it is stale."""
     stale = latest is None or now_ms() - latest > stale_seconds * 1000
-    return {"feed": feed, "newest": when(latest), "age": age(latest),
+    return {"feed": feed, "newest": when(latest)[5:] if latest else "-", "age": age(latest),
             "state": "stale" if stale else "fresh"}
 
 

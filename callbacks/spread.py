@@ -108,7 +108,7 @@ def clicked_run(click: dict | None, cell: dict | None, rows: list[dict] | None) 
         return rows[cell["row"]].get("run_id")
     point = (click or {}).get("points", [{}])[0]
     custom = point.get("customdata")
-    if not custom or len(custom) != 2:
+    if not custom or len(custom) != 2 or custom[1] is None:
         return None
     return views.p2p_snapshot_run(custom[0], int(custom[1]))
 

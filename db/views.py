@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import Engine
@@ -52,6 +53,22 @@ def columns(rows: Iterable[Mapping[str, Any]], time_key: str,
     return out
 
 
+def break_gaps(cols: dict[str, list[Any]], width_ms: int) -> dict[str, list[Any]]:
+    """The columns with a blank point after every gap wider than a bucket, so that a line
+    chart breaks there instead of drawing across the time without data."""
+    times = cols["t"]
+    if all(later - earlier <= width_ms for earlier, later in pairwise(times)):
+        return cols
+    out: dict[str, list[Any]] = {name: [] for name in cols}
+    for index, moment in enumerate(times):
+        if index and moment - times[index - 1] > width_ms:
+            for name in cols:
+                out[name].append(times[index - 1] + width_ms if name == "t" else None)
+        for name in cols:
+            out[name].append(cols[name][index])
+    return out
+
+
 @memoized(LIVE_SECONDS)
 def candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
             now: datetime) -> dict[str, list[Any]]:
@@ -68,7 +85,8 @@ def book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
     """The last best bid and ask of each bucket over the last `span_seconds`, as columns."""
     rows = spot.book_series(engine, symbol, now - timedelta(seconds=span_seconds), now,
                             timedelta(seconds=width_seconds))
-    return columns(rows, "bucket", ("bid", "ask", "bid_qty", "ask_qty"))
+    return break_gaps(columns(rows, "bucket", ("bid", "ask", "bid_qty", "ask_qty")),
+                      width_seconds * 1000)
 
 
 @memoized(LIVE_SECONDS)
@@ -126,7 +144,7 @@ def p2p_history(engine: Engine, market_key: str, width_seconds: int, span_second
                        width=timedelta(seconds=width_seconds), filters=filters)
     out = columns(rows, "bucket", P2P_FIELDS)
     out["captured_at"] = [epoch_ms(row["captured_at"]) for row in rows]
-    return out
+    return break_gaps(out, width_seconds * 1000)
 
 
 @memoized(LIVE_SECONDS)

@@ -113,9 +113,9 @@ def layout(**params: str) -> html.Div:
         dbc.Row([
             dbc.Col(_card("Spot", ids.OVERVIEW_TICKERS,
                           data_table(ids.OVERVIEW_TICKERS_TABLE, TICKER_COLUMNS),
-                          "overview-tickers-load"), lg=8),
+                          "overview-tickers-load"), xl=7),
             dbc.Col(_card("Feed health", ids.OVERVIEW_FEEDS,
                           data_table(ids.OVERVIEW_FEEDS_TABLE, FEED_COLUMNS),
-                          "overview-feeds-load"), lg=4),
+                          "overview-feeds-load"), xl=5),
         ]),
     ])

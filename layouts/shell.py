@@ -89,11 +89,11 @@ def viewer_controls() -> html.Div:
         html.Div(dbc.Select(id=ids.TZ_SELECT, size="sm",
                             options=[{"label": name, "value": name} for name in TIMEZONES]),
                  title="Time zone of every chart and table", className="me-2",
-                 style={"width": "13rem"}),
+                 style={"width": "11rem"}),
         html.Div(dbc.Select(id=ids.REFRESH_SELECT, size="sm",
                             options=[{"label": label, "value": value}
                                      for value, label in REFRESH_CHOICES.items()]),
-                 title="How often the pages refresh", style={"width": "8rem"}),
+                 title="How often the pages refresh", style={"width": "7.5rem"}),
     ], className="d-flex align-items-center ms-3")
 
 

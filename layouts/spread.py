@@ -77,11 +77,13 @@ def adverts_table() -> dash_table.DataTable:
         id=ids.SPREAD_ADVERTS, data=[], sort_action="native", filter_action="native",
         page_size=20, style_table={"overflowX": "auto"}, cell_selectable=True,
         columns=[{"id": key, "name": name, "type": kind} for key, name, kind in ADVERT_COLUMNS],
-        style_cell={"fontSize": "0.8rem", "padding": "2px 6px", "textAlign": "right"},
+        style_cell={"fontSize": "0.8rem", "padding": "2px 6px", "textAlign": "right",
+                    "backgroundColor": "inherit", "color": "inherit"},
         style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "left"}
                                 for c in ("side", "methods", "merchant", "advertiser")],
-        css=[{"selector": ".dash-spreadsheet-container", "rule": "color: inherit"}],
-        style_header={"fontWeight": "600"}, style_as_list_view=True)
+        style_filter={"backgroundColor": "inherit", "color": "inherit"},
+        style_header={"fontWeight": "600", "backgroundColor": "inherit"},
+        style_as_list_view=True)
 
 
 def run_modal() -> dbc.Modal:

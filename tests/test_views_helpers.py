@@ -14,6 +14,7 @@ from callbacks.depth import MAX_POINTS, book_width
 from callbacks.p2p_overview import hourly, spread_change
 from callbacks.p2p_views import at_param, describe, fit_bucket, offer_filter, parse_at
 from db.intervals import INTERVALS
+from db.views import break_gaps
 from layouts.controls import RANGES
 from layouts.urlstate import pick, pick_flag, pick_many, pick_number, search
 
@@ -95,3 +96,11 @@ def test_the_overview_compares_the_spread_with_the_hour_of_a_day_ago():
     assert spread_change(slots, 1.3) == pytest.approx(0.3)
     assert spread_change(hourly({"t": day["t"][1:], "spread_pct": [1.5, 1.25]}, now),
                          1.3) is None, "no snapshot a day ago: no change"
+
+
+def test_lines_break_where_buckets_are_missing():
+    cols = {"t": [0, 60, 120, 300, 360], "y": [1.0, 2.0, 3.0, 4.0, 5.0]}
+    assert break_gaps(cols, 60) == {"t": [0, 60, 120, 180, 300, 360],
+                                    "y": [1.0, 2.0, 3.0, None, 4.0, 5.0]}
+    whole = {"t": [0, 60], "y": [1.0, 2.0]}
+    assert break_gaps(whole, 60) is whole and break_gaps({"t": [], "y": []}, 60)["t"] == []
