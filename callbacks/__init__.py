@@ -2,10 +2,10 @@
 
 from dash import Dash
 
-from callbacks import admin, home, shell
+from callbacks import admin, candles, depth, home, overview, shell, spread, volume
 
 
 def register(dash_app: Dash) -> None:
     """Attach every page's callbacks to `dash_app`."""
-    for module in (shell, home, admin):
+    for module in (shell, home, overview, spread, depth, volume, candles, admin):
         module.register(dash_app)

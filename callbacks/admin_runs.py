@@ -84,3 +84,18 @@ def register(dash_app: Dash) -> None:
         if run is None:
             return dbc.Alert("That run no longer exists.", color="warning")
         return run_card(run)
+
+    @access.callback(
+        dash_app,
+        Output(ids.ADMIN_RUN_DETAIL, "children", allow_duplicate=True),
+        Input(ids.ADMIN_LINKED_RUN, "data"),
+        roles=access.ADMINS,
+        prevent_initial_call="initial_duplicate",
+    )
+    def on_linked_run(run_id):
+        if not run_id:
+            raise PreventUpdate
+        run = ops.run_detail(engine(), int(run_id))
+        if run is None:
+            return dbc.Alert("That run no longer exists.", color="warning")
+        return run_card(run)

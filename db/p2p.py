@@ -82,11 +82,12 @@ def _levels(connection: Connection, market: P2PMarket, side: str, captured_at: d
 
 
 def depth(engine: Engine, exchange: str, asset: str, fiat: str,
-          filters: OfferFilter = NO_FILTER) -> dict[str, Any]:
-    """Cumulative depth per price level of the latest complete snapshot of each side."""
+          filters: OfferFilter = NO_FILTER, *, at: datetime | None = None) -> dict[str, Any]:
+    """Cumulative depth per price level of the latest complete snapshot of each side
+    (the latest at or before `at`, when given)."""
     market = P2PMarket(exchange, asset, fiat)
     with reading(engine) as connection:
-        snapshots = latest_snapshots(connection, market)
+        snapshots = latest_snapshots(connection, market, at)
         books = {side: _levels(connection, market, side, at, filters)
                  for side, at in snapshots.items()}
     return {"exchange": exchange, "asset": asset, "fiat": fiat,

@@ -12,7 +12,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    DateTime,
+    Engine,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+)
 
 from app.config import P2PMarket
 from db.schema import p2p_offers, payment_methods
@@ -26,9 +36,9 @@ FROM (VALUES ('ask'), ('bid')) AS s (side)
 CROSS JOIN LATERAL (
     SELECT captured_at FROM p2p_snapshots
     WHERE exchange = :exchange AND asset = :asset AND fiat = :fiat AND side = s.side
-      AND complete
+      AND complete AND (CAST(:at AS timestamptz) IS NULL OR captured_at <= :at)
     ORDER BY captured_at DESC LIMIT 1) AS l
-""")
+""").bindparams(bindparam("at", type_=DateTime(timezone=True)))
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,8 @@ def uses_timescaledb(connection: Connection) -> bool:
     return connection.info["timescaledb"]
 
 
-def latest_snapshots(connection: Connection, market: P2PMarket) -> dict[str, datetime]:
-    """Capture time of the latest complete snapshot of each side that has one."""
-    rows = connection.execute(LATEST_SQL, market_params(market))
+def latest_snapshots(connection: Connection, market: P2PMarket,
+                     at: datetime | None = None) -> dict[str, datetime]:
+    """Capture time of the latest complete snapshot of each side (at or before `at`)."""
+    rows = connection.execute(LATEST_SQL, {**market_params(market), "at": at})
     return {side: captured_at for side, captured_at in rows}

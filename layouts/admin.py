@@ -137,12 +137,18 @@ def health_tab() -> html.Div:
                      dcc.Interval(id=ids.ADMIN_HEALTH_REFRESH, interval=HEALTH_REFRESH_MS)])
 
 
-def layout(**_params: str) -> html.Div:
-    """The admin tabs, each filled by its callbacks."""
+TABS = ("users", "keys", "audit", "runs", "backfill", "payments", "health")
+
+
+def layout(**params: str) -> html.Div:
+    """The admin tabs, each filled by its callbacks; ?tab=runs&run=ID opens a run (the
+    views link to it)."""
+    run = params.get("run", "")
     return html.Div([
         html.H2("Administration", className="h4 mb-3"),
         dcc.Store(id=ids.ADMIN_USERS_VERSION, data=0),
         dcc.Store(id=ids.ADMIN_KEYS_VERSION, data=0),
+        dcc.Store(id=ids.ADMIN_LINKED_RUN, data=int(run) if run.isdigit() else None),
         dbc.Tabs([
             dbc.Tab(users_tab(), label="Users", tab_id="users"),
             dbc.Tab(keys_tab(), label="API keys", tab_id="keys"),
@@ -151,5 +157,6 @@ def layout(**_params: str) -> html.Div:
             dbc.Tab(backfill_tab(), label="Backfill", tab_id="backfill"),
             dbc.Tab(payments_tab(), label="Payment methods", tab_id="payments"),
             dbc.Tab(health_tab(), label="Health", tab_id="health"),
-        ], id=ids.ADMIN_TABS, active_tab="users"),
+        ], id=ids.ADMIN_TABS,
+            active_tab=params.get("tab") if params.get("tab") in TABS else "users"),
     ])

@@ -1,4 +1,7 @@
-"""Home: the real state of the system (database, extension, feeds) or what to do first."""
+"""Status: the real state of the system (database, extension, feeds) or what to do first.
+
+(It was the landing page; the Overview took "/" since traders open the markets first.)
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,10 @@ from dash import dcc, html
 
 from layouts import ids
 
-PATH = "/"
-NAME = "Home"
-TITLE = "p2pdash"
-ORDER = 0
+PATH = "/status"
+NAME = "Status"
+TITLE = "Status · p2pdash"
+ORDER = 80
 ROLES = ("kiosk", "trader", "analyst", "admin")
 
 REFRESH_MS = 15_000

@@ -1,4 +1,9 @@
-"""The frame around every page: navbar, theme switch and the page container."""
+"""The frame around every page: navbar, theme switch, time zone, live refresh, page container.
+
+The time zone and the refresh period are the viewer's, not the page's: chosen in the navbar,
+kept in the browser (localStorage), shared by every page. One dcc.Interval (ids.LIVE) drives
+every page's live updates.
+"""
 
 from __future__ import annotations
 
@@ -67,8 +72,33 @@ def _demo_badge() -> list[dbc.Badge]:
                       title="Simulated exchanges on this machine: prices are not real")]
 
 
+TIMEZONES = ("UTC", "Europe/London", "Europe/Berlin", "Europe/Istanbul", "Europe/Kyiv",
+             "Europe/Moscow", "Africa/Lagos", "Africa/Nairobi", "Asia/Dubai", "Asia/Kolkata",
+             "Asia/Almaty", "Asia/Singapore", "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney",
+             "America/New_York", "America/Chicago", "America/Los_Angeles",
+             "America/Mexico_City", "America/Bogota", "America/Caracas", "America/Sao_Paulo",
+             "America/Argentina/Buenos_Aires")
+REFRESH_CHOICES = {"0": "Live: off", "2": "Live: 2 s", "5": "Live: 5 s", "15": "Live: 15 s",
+                   "30": "Live: 30 s", "60": "Live: 1 min"}
+DEFAULT_REFRESH_SECONDS = 5
+
+
+def viewer_controls() -> html.Div:
+    """The time zone and live refresh choices (applied from the browser's storage on load)."""
+    return html.Div([
+        html.Div(dbc.Select(id=ids.TZ_SELECT, size="sm",
+                            options=[{"label": name, "value": name} for name in TIMEZONES]),
+                 title="Time zone of every chart and table", className="me-2",
+                 style={"width": "11rem"}),
+        html.Div(dbc.Select(id=ids.REFRESH_SELECT, size="sm",
+                            options=[{"label": label, "value": value}
+                                     for value, label in REFRESH_CHOICES.items()]),
+                 title="How often the pages refresh", style={"width": "7.5rem"}),
+    ], className="d-flex align-items-center ms-3")
+
+
 def navbar() -> dbc.Navbar:
-    """The top bar: brand, page links and the light/dark switch."""
+    """The top bar: brand, page links, time zone, live refresh and the light/dark switch."""
     theme_switch = dbc.Switch(id=ids.THEME_SWITCH, label=html.I(className="bi bi-moon-stars"),
                               value=False, className="mb-0 ms-3")
     return dbc.Navbar(
@@ -77,6 +107,7 @@ def navbar() -> dbc.Navbar:
                              *_demo_badge()], href="/"),
             dbc.Nav(_nav_links(current_role()), id=ids.NAV_LINKS, className="me-auto",
                     navbar=True),
+            viewer_controls(),
             theme_switch,
             _account(),
         ], fluid=True),
@@ -89,6 +120,9 @@ def shell() -> html.Div:
     return html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         dcc.Store(id=ids.THEME_STORE, storage_type="local"),
+        dcc.Store(id=ids.TZ_STORE, storage_type="local"),
+        dcc.Store(id=ids.REFRESH_STORE, storage_type="local"),
+        dcc.Interval(id=ids.LIVE, interval=DEFAULT_REFRESH_SECONDS * 1000),
         navbar(),
         dbc.Container(dash.page_container, fluid=True, className="pb-4"),
     ])

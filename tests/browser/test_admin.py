@@ -7,8 +7,8 @@ import requests
 from layouts import ids
 from tests.conftest import browser_sign_in, ensure_user, password_for
 
-ROLE_PAGES = {"kiosk": ["Home"], "trader": ["Home"], "analyst": ["Home"],
-              "admin": ["Home", "Admin"]}
+VIEWS = ["Overview", "Spread", "Depth", "Volume", "Candles", "Status"]
+ROLE_PAGES = {"kiosk": VIEWS, "trader": VIEWS, "analyst": VIEWS, "admin": [*VIEWS, "Admin"]}
 
 
 def _nav_names(dash_duo) -> list[str]:

@@ -1,0 +1,130 @@
+"""Memoize query functions in the app's flask-caching cache, keyed by arguments and time bucket.
+
+A page refreshing every few seconds on a hundred screens asks the same questions over and
+over; `memoized(seconds)` answers each (function, arguments, bucket of `seconds`) once per
+database, whatever the number of screens or processes (the cache is Redis when REDIS_URL is
+set). The wrapped function gets the engine of the current app first and, if it declares a
+`now` parameter, the end of the current bucket, so "the last 24 hours" means the same rows
+for every caller within a bucket.
+
+A burst of misses on a fresh bucket runs the query once: the first caller takes a short lock
+in the cache (an atomic add) and the others wait for its answer, up to WAIT_SECONDS, before
+querying themselves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from redis.exceptions import RedisError
+
+from app import state
+from app.extensions import cache
+
+log = logging.getLogger(__name__)
+
+PREFIX = "p2pdash:q"
+WAIT_SECONDS = 5.0
+POLL_SECONDS = 0.02
+LOCK_SECONDS = 30
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def bucket_of(seconds: int, at: float | None = None) -> int:
+    """The number of the time bucket of `seconds` holding `at` (default: now)."""
+    return int((time.time() if at is None else at) // seconds)
+
+
+def bucket_end(seconds: int, bucket: int) -> datetime:
+    """The instant a bucket ends (exclusive), as an aware UTC datetime."""
+    return datetime.fromtimestamp((bucket + 1) * seconds, UTC)
+
+
+def database_identity() -> str:
+    """Which database the current app reads (without the password), for cache keys."""
+    url = state.current().engine.url
+    return f"{url.host}:{url.port}/{url.database}"
+
+
+def cache_key(name: str, seconds: int, bucket: int, args: tuple, kwargs: dict) -> str:
+    """A cache key for one call: function, database, bucket and a digest of the arguments."""
+    call = repr((args, sorted(kwargs.items())))
+    digest = hashlib.sha1(f"{database_identity()}|{call}".encode()).hexdigest()
+    return f"{PREFIX}:{name}:{seconds}:{bucket}:{digest}"
+
+
+def _get(key: str) -> tuple[Any, ...] | None:
+    """The boxed value under `key`, or None; a cache that is down counts as a miss."""
+    try:
+        return cache.get(key)
+    except RedisError as error:
+        log.warning("cache unreachable: %s", error, extra={"key": key})
+        return None
+
+
+def _try(action: Callable[[], Any], default: Any = None) -> Any:
+    try:
+        return action()
+    except RedisError as error:
+        log.warning("cache unreachable: %s", error)
+        return default
+
+
+def _await(key: str) -> tuple[Any, ...] | None:
+    """Wait for another caller's answer under `key`; None when it does not come in time."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        boxed = _get(key)
+        if boxed is not None:
+            return boxed
+    return None
+
+
+def _compute(key: str, seconds: int, run: Callable[[], Any]) -> Any:
+    lock = key + ":lock"
+    if not _try(lambda: cache.add(lock, 1, timeout=LOCK_SECONDS), default=True):
+        boxed = _await(key)
+        if boxed is not None:
+            return boxed[0]
+        log.warning("cache: waited in vain for another caller's answer", extra={"key": key})
+    try:
+        value = run()
+        # Boxed, so a function may return None and still be cached.
+        _try(lambda: cache.set(key, (value,), timeout=max(2 * seconds, 10)))
+        return value
+    finally:
+        _try(lambda: cache.delete(lock))
+
+
+def memoized(seconds: int) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Cache a query function `(engine, *args, [now], **kwargs)` per arguments and bucket."""
+
+    def decorate(query: Callable[..., R]) -> Callable[..., R]:
+        name = f"{query.__module__}.{query.__qualname__}"
+        wants_now = "now" in inspect.signature(query).parameters
+
+        @wraps(query)
+        def cached(*args: Any, **kwargs: Any) -> R:
+            bucket = bucket_of(seconds)
+            key = cache_key(name, seconds, bucket, args, kwargs)
+            boxed = _get(key)
+            if boxed is not None:
+                return boxed[0]
+            extra = {"now": bucket_end(seconds, bucket)} if wants_now else {}
+            return _compute(key, seconds,
+                            lambda: query(state.current().engine, *args, **kwargs, **extra))
+
+        cached.uncached = query  # type: ignore[attr-defined]
+        return cached
+
+    return decorate

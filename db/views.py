@@ -1,0 +1,250 @@
+"""What the pages read: the query functions of db/, memoized per arguments and time bucket.
+
+Windows are given relative to now ("the last 86,400 seconds"), and `now` is the end of the
+current cache bucket, so every screen asking within one bucket gets the same rows from one
+query. Rows come back as columns of plain floats and epoch milliseconds, ready for the
+figure builders and cheap to pickle into Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import Engine
+
+from app.config import P2PMarket
+from db import p2p, p2p_adverts, spot
+from db.cache import memoized
+from db.candles import get_candles
+from db.intervals import INTERVALS, from_ms, to_ms
+from db.p2p_query import NO_FILTER, OfferFilter, latest_snapshots, reading
+
+LIVE_SECONDS = 5
+CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
+TICKER_FIELDS = ("last", "open", "high", "low", "change_pct", "volume", "quote_volume",
+                 "trades")
+
+
+def number(value: Decimal | int | float | None) -> float | int | None:
+    """A stored number as a float for charts (whole counts stay int, None stays None)."""
+    if value is None or isinstance(value, int):
+        return value
+    return float(value)
+
+
+def epoch_ms(moment: datetime | None) -> int | None:
+    """An aware datetime as epoch milliseconds (None stays None)."""
+    return None if moment is None else to_ms(moment)
+
+
+def columns(rows: Iterable[Mapping[str, Any]], time_key: str,
+            fields: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows as columns: "t" (epoch ms of `time_key`) and one float list per field."""
+    out: dict[str, list[Any]] = {"t": [], **{name: [] for name in fields}}
+    for row in rows:
+        out["t"].append(epoch_ms(row[time_key]))
+        for name in fields:
+            out[name].append(number(row[name]))
+    return out
+
+
+def break_gaps(cols: dict[str, list[Any]], width_ms: int) -> dict[str, list[Any]]:
+    """The columns with a blank point after every gap wider than a bucket, so that a line
+    chart breaks there instead of drawing across the time without data."""
+    times = cols["t"]
+    if all(later - earlier <= width_ms for earlier, later in pairwise(times)):
+        return cols
+    out: dict[str, list[Any]] = {name: [] for name in cols}
+    for index, moment in enumerate(times):
+        if index and moment - times[index - 1] > width_ms:
+            for name in cols:
+                out[name].append(times[index - 1] + width_ms if name == "t" else None)
+        for name in cols:
+            out[name].append(cols[name][index])
+    return out
+
+
+@memoized(LIVE_SECONDS)
+def candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
+            now: datetime) -> dict[str, list[Any]]:
+    """Candles of `interval` over the last `span_seconds`, as columns."""
+    rows = get_candles(engine, symbol, interval, now - timedelta(seconds=span_seconds), now)
+    out = columns((vars(candle) for candle in rows), "open_time", CANDLE_FIELDS)
+    out["closed"] = [candle.is_closed for candle in rows]
+    return out
+
+
+@memoized(LIVE_SECONDS)
+def book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
+         now: datetime) -> dict[str, list[Any]]:
+    """The last best bid and ask of each bucket over the last `span_seconds`, as columns."""
+    rows = spot.book_series(engine, symbol, now - timedelta(seconds=span_seconds), now,
+                            timedelta(seconds=width_seconds))
+    return break_gaps(columns(rows, "bucket", ("bid", "ask", "bid_qty", "ask_qty")),
+                      width_seconds * 1000)
+
+
+@memoized(LIVE_SECONDS)
+def tickers(engine: Engine, symbols: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The newest 24h ticker of each symbol, numbers as floats, time as epoch ms."""
+    return [{"symbol": row["symbol"], "ts": epoch_ms(row["ts"]),
+             **{name: number(row[name]) for name in TICKER_FIELDS}}
+            for row in spot.latest_tickers(engine, symbols)]
+
+
+@memoized(LIVE_SECONDS)
+def spot_freshness(engine: Engine, symbols: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Per symbol, epoch ms of its newest book ticker, 24h ticker and 1m candle."""
+    return [{key: epoch_ms(value) if key != "symbol" else value for key, value in row.items()}
+            for row in spot.latest_times(engine, symbols)]
+
+
+def interval_seconds(interval: str) -> int:
+    """The length of a candle interval in seconds."""
+    return INTERVALS[interval] // 1000
+
+
+# P2P: markets are named "exchange:ASSET/FIAT" (the P2P_MARKETS syntax); filters are
+# db.p2p.OfferFilter values, so each filter combination is its own cache entry.
+P2P_FIELDS = ("best_ask", "best_bid", "spread", "spread_pct", "ask_offers", "bid_offers",
+              "ask_liquidity", "bid_liquidity")
+LEVEL_FIELDS = ("price", "available", "offers", "cum_available", "cum_fiat")
+ADVERT_NUMBERS = ("price", "available", "min_fiat", "max_fiat", "month_finish_rate")
+
+
+def market_of(key: str) -> P2PMarket:
+    """The market a key names ("binance:USDT/ARS")."""
+    exchange, pair = key.split(":", 1)
+    asset, fiat = pair.split("/", 1)
+    return P2PMarket(exchange, asset, fiat)
+
+
+@memoized(LIVE_SECONDS)
+def p2p_summary(engine: Engine, market_key: str,
+                filters: OfferFilter = NO_FILTER) -> dict[str, Any]:
+    """A market's best prices, spread, counts and liquidity now (floats; time as epoch ms)."""
+    market = market_of(market_key)
+    row = p2p.summary(engine, market.exchange, market.asset, market.fiat, filters)
+    return {"captured_at": epoch_ms(row["captured_at"]),
+            **{name: number(row[name]) for name in P2P_FIELDS}}
+
+
+@memoized(LIVE_SECONDS)
+def p2p_history(engine: Engine, market_key: str, width_seconds: int, span_seconds: int,
+                filters: OfferFilter = NO_FILTER, *, now: datetime) -> dict[str, list[Any]]:
+    """A market's metrics per bucket over the last `span_seconds`, as columns."""
+    market = market_of(market_key)
+    rows = p2p.history(engine, market.exchange, market.asset, market.fiat,
+                       start=now - timedelta(seconds=span_seconds), end=now,
+                       width=timedelta(seconds=width_seconds), filters=filters)
+    out = columns(rows, "bucket", P2P_FIELDS)
+    out["captured_at"] = [epoch_ms(row["captured_at"]) for row in rows]
+    return break_gaps(out, width_seconds * 1000)
+
+
+@memoized(LIVE_SECONDS)
+def p2p_advertisers(engine: Engine, market_key: str, width_seconds: int, span_seconds: int, *,
+                    now: datetime) -> dict[int, int]:
+    """Distinct advertisers per bucket (epoch ms) over the last `span_seconds`."""
+    counts = p2p_adverts.advertiser_counts(
+        engine, market_of(market_key), start=now - timedelta(seconds=span_seconds), end=now,
+        width=timedelta(seconds=width_seconds))
+    return {to_ms(bucket): count for bucket, count in counts.items()}
+
+
+@memoized(LIVE_SECONDS)
+def p2p_depth(engine: Engine, market_key: str, filters: OfferFilter = NO_FILTER,
+              at_ms: int | None = None) -> dict[str, Any]:
+    """Cumulative depth of the latest snapshot (at or before `at_ms`), levels as floats."""
+    market = market_of(market_key)
+    at = from_ms(at_ms) if at_ms is not None else None
+    book = p2p.depth(engine, market.exchange, market.asset, market.fiat, filters, at=at)
+    return {"asset": market.asset, "fiat": market.fiat,
+            "captured_at": epoch_ms(book["captured_at"]),
+            **{side: [{name: number(level[name]) for name in LEVEL_FIELDS}
+                      for level in book[side]] for side in ("asks", "bids")}}
+
+
+@memoized(LIVE_SECONDS)
+def p2p_top_adverts(engine: Engine, market_key: str,
+                    filters: OfferFilter = NO_FILTER) -> list[dict[str, Any]]:
+    """The latest snapshot's adverts, numbers as floats, payment methods by name."""
+    market = market_of(market_key)
+    names = p2p_adverts.method_names(engine, market.exchange)
+    return [{**row, **{name: number(row[name]) for name in ADVERT_NUMBERS},
+             "payment_methods": [names.get(code, code) for code in row["payment_methods"]],
+             "captured_at": epoch_ms(row["captured_at"])}
+            for row in p2p_adverts.top_adverts(engine, market, filters)]
+
+
+@memoized(LIVE_SECONDS)
+def p2p_methods(engine: Engine, market_key: str,
+                filters: OfferFilter = NO_FILTER) -> list[dict[str, Any]]:
+    """Best prices and spread per payment method offered now (the other filters applied)."""
+    market = market_of(market_key)
+    rows = []
+    for method in p2p_adverts.methods_present(engine, market):
+        chosen = replace(filters, payment=(method,))
+        row = p2p.summary(engine, market.exchange, market.asset, market.fiat, chosen)
+        rows.append({"method": method, **{name: number(row[name]) for name in P2P_FIELDS}})
+    return rows
+
+
+@memoized(60)
+def p2p_method_codes(engine: Engine, exchanges: tuple[str, ...]) -> list[str]:
+    """Canonical payment method codes known for some exchanges (for filter choices)."""
+    return p2p_adverts.canonical_methods(engine, exchanges)
+
+
+@memoized(LIVE_SECONDS)
+def p2p_latest(engine: Engine, market_keys: tuple[str, ...]) -> dict[str, int | None]:
+    """Epoch ms of each market's newest complete snapshot (either side), or None."""
+    out: dict[str, int | None] = {}
+    with reading(engine) as connection:
+        for key in market_keys:
+            snapshots = latest_snapshots(connection, market_of(key))
+            out[key] = epoch_ms(max(snapshots.values())) if snapshots else None
+    return out
+
+
+@memoized(LIVE_SECONDS)
+def p2p_snapshot_run(engine: Engine, market_key: str, captured_at_ms: int) -> int | None:
+    """The run that stored a market's snapshot taken at `captured_at_ms`."""
+    return p2p_adverts.snapshot_run(engine, market_of(market_key), from_ms(captured_at_ms))
+
+
+# The overview asks for every market and symbol at once: one cache entry each answer.
+SLOW_SECONDS = 30
+SPARK_SECONDS = 3600
+DAY_SECONDS = 86400
+
+
+@memoized(LIVE_SECONDS)
+def p2p_summaries(engine: Engine, market_keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Every market's summary now (unfiltered), by market."""
+    return {key: p2p_summary.uncached(engine, key) for key in market_keys}
+
+
+@memoized(SLOW_SECONDS)
+def p2p_day_spreads(engine: Engine, market_keys: tuple[str, ...], *,
+                    now: datetime) -> dict[str, dict[str, list[Any]]]:
+    """Every market's spread % per hour over the last day: columns t and spread_pct (hours
+    without a snapshot are left out)."""
+    out = {}
+    for key in market_keys:
+        cols = p2p_history.uncached(engine, key, SPARK_SECONDS, DAY_SECONDS, now=now)
+        out[key] = {"t": cols["t"], "spread_pct": cols["spread_pct"]}
+    return out
+
+
+@memoized(SLOW_SECONDS)
+def spot_day_closes(engine: Engine, symbols: tuple[str, ...], *,
+                    now: datetime) -> dict[str, list[float | None]]:
+    """Every symbol's hourly closes over the last day."""
+    return {symbol: candles.uncached(engine, symbol, "1h", DAY_SECONDS, now=now)["close"]
+            for symbol in symbols}

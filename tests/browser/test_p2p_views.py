@@ -1,0 +1,74 @@
+"""P2P parts of the volume, candles and overview pages in Chromium, on books the real
+pollers stored from the local fake P2P exchange (and spot candles from the real backfill)."""
+
+from __future__ import annotations
+
+from layouts import ids
+from tests.browser.p2p_fixtures import (  # noqa: F401
+    fake,
+    p2p_clock,
+    p2p_data,
+    p2p_url,
+    settings,
+)
+from tests.browser.test_overview import column
+from tests.browser.views_helpers import url_query, wait_traces
+from tests.spot_support import wait_until
+from tests.views_support import backfill
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_vol002_liquidity_adverts_and_advertisers_per_market(dash_duo, start_as,
+                                                             p2p_data):  # noqa: F811
+    start_as("analyst", "/volume?range=1d&bucket=15m")
+    found = wait_traces(dash_duo, ids.VOLUME_P2P_GRAPH, lambda t: len(t) == 5)
+    names = [trace["name"] for trace in found]
+    assert names == ["binance:USDT/ARS ask liquidity", "binance:USDT/ARS bid liquidity",
+                     "binance:USDT/ARS ask adverts", "binance:USDT/ARS bid adverts",
+                     "binance:USDT/ARS advertisers"]
+    values = [y for y in found[4]["y"] if y is not None]
+    assert values and all(0 < y <= 40 for y in values), "distinct advertisers of two sides"
+    dash_duo.select_dcc_dropdown(f"#{ids.VOLUME_MARKETS}", value="okx:USDT/ARS")
+    wait_traces(dash_duo, ids.VOLUME_P2P_GRAPH, lambda t: len(t) == 10,
+                message="two markets")
+    assert "markets=binance:USDT/ARS,okx:USDT/ARS" in url_query(dash_duo)
+    assert dash_duo.get_logs() == []
+
+
+def test_cndl005_implied_usdt_rate_and_premium(dash_duo, app, start_as, fake,  # noqa: F811
+                                               p2p_data):  # noqa: F811
+    backfill(app.extensions["p2pdash"].engine, fake, "BTCUSDT", hours=2)
+    start_as("trader", "/candles?interval=5m&range=1d")
+    implied, p2p_usdt, premium = wait_traces(
+        dash_duo, ids.CANDLES_IMPLIED_GRAPH, lambda t: len(t) == 3 and len(t[0]["x"]) >= 10)
+    assert implied["name"] == "implied USDT/ARS" and premium["yaxis"] == "y2"
+    for implied_rate, usdt, pct in zip(implied["y"], p2p_usdt["y"], premium["y"], strict=True):
+        assert abs((usdt / implied_rate - 1) * 100 - pct) < 1e-6
+    dash_duo.wait_for_contains_text(f"#{ids.CANDLES_IMPLIED_NOTE}", "binance:BTC/ARS")
+    assert dash_duo.get_logs() == []
+
+
+def test_ovw003_markets_with_prices_spread_and_fresh_feeds(dash_duo, start_as,
+                                                          p2p_data):  # noqa: F811
+    start_as("kiosk")
+    table = ids.OVERVIEW_MARKETS_TABLE
+    markets = ["binance:USDT/ARS", "okx:USDT/ARS", "binance:BTC/ARS"]
+    wait_until(lambda: column(dash_duo, table, "market") == markets, message="the markets")
+    asks, bids = column(dash_duo, table, "best_ask"), column(dash_duo, table, "best_bid")
+    assert all(number(a) > number(b) for a, b in zip(asks, bids, strict=True)), "ask > bid"
+    assert column(dash_duo, table, "change") == ["", "", ""], "no spread a day ago to compare"
+    assert all(len(trend) >= 2 for trend in column(dash_duo, table, "trend")), "sparklines"
+    states = column(dash_duo, ids.OVERVIEW_FEEDS_TABLE, "state")
+    assert states[-3:] == ["fresh"] * 3
+
+    dash_duo.select_dcc_dropdown(f"#{ids.OVERVIEW_EXCHANGES}", value="okx")
+    wait_until(lambda: column(dash_duo, table, "market") == ["okx:USDT/ARS"],
+               message="okx alone")
+    assert url_query(dash_duo) == "?exchange=okx"
+    dash_duo.driver.refresh()
+    wait_until(lambda: column(dash_duo, table, "market") == ["okx:USDT/ARS"],
+               message="okx alone after a reload")
+    assert dash_duo.get_logs() == []

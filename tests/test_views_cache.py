@@ -1,0 +1,107 @@
+"""The views' query cache: one query per arguments and time bucket, shared through Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from app import create_app
+from db import cache as query_cache
+from db import views
+from ingest.fake.server import FakeExchange
+from tests.conftest import make_settings
+from tests.test_throttle import redis_url  # noqa: F401  (the private Redis server fixture)
+from tests.views_support import backfill, counting
+
+SYMBOL = "BTCUSDT"
+HOUR = 3600
+
+
+@pytest.fixture
+def fake():
+    with FakeExchange("simulate", symbols=[SYMBOL]) as fake:
+        yield fake
+
+
+def engine_of(app):
+    return app.extensions["p2pdash"].engine
+
+
+def fresh_bucket(seconds: int = views.LIVE_SECONDS, room: float = 2.5) -> None:
+    """Wait until at least `room` seconds are left in the current bucket."""
+    left = seconds - time.time() % seconds
+    if left < room:
+        time.sleep(left + 0.05)
+
+
+def next_bucket(seconds: int = views.LIVE_SECONDS) -> None:
+    """Wait until the next bucket has begun."""
+    time.sleep(seconds - time.time() % seconds + 0.05)
+
+
+def call_candles(app) -> dict:
+    with app.app_context():
+        return views.candles(SYMBOL, "1m", HOUR)
+
+
+def test_two_apps_sharing_redis_run_a_query_once_per_bucket(database_url, tmp_path, fake,
+                                                            redis_url):  # noqa: F811
+    settings = make_settings(tmp_path, DATABASE_URL=database_url, REDIS_URL=redis_url,
+                             SPOT_SYMBOLS=SYMBOL)
+    first, second = create_app(settings), create_app(settings)
+    assert backfill(engine_of(first), fake, SYMBOL, hours=2)["inserted"] >= 119
+    fresh_bucket()
+    with counting(engine_of(first)) as by_first, counting(engine_of(second)) as by_second:
+        rows = call_candles(first)
+        again = call_candles(second)
+    assert len(rows["t"]) >= 59 and again == rows
+    assert by_first.count > 0, "the first app asked the database"
+    assert by_second.count == 0, "the second app was served from the shared Redis"
+    keys = redis.Redis.from_url(redis_url).keys("*" + query_cache.PREFIX + ":db.views.candles*")
+    assert keys, "the answer lives in Redis, not in a process"
+
+    next_bucket()
+    with counting(engine_of(second)) as in_new_bucket:
+        call_candles(second)
+    assert in_new_bucket.count > 0, "a new time bucket asks the database again"
+    for app in (first, second):
+        engine_of(app).dispose()
+
+
+def test_without_redis_the_process_cache_serves_repeats(app):
+    fresh_bucket()
+    with counting(engine_of(app)) as queries:
+        call_candles(app)
+        first_count = queries.count
+        for _ in range(5):
+            call_candles(app)
+    assert first_count > 0 and queries.count == first_count
+
+
+def test_a_burst_of_callers_on_a_cold_bucket_runs_one_query(app):
+    fresh_bucket()
+    with counting(engine_of(app)) as alone:
+        call_candles(app)
+    next_bucket()
+    fresh_bucket()
+    results = []
+    with counting(engine_of(app)) as burst:
+        threads = [threading.Thread(target=lambda: results.append(call_candles(app)))
+                   for _ in range(20)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(results) == 20 and all(result == results[0] for result in results)
+    assert burst.count == alone.count, "twenty screens, one query"
+
+
+def test_the_cache_key_holds_function_arguments_bucket_and_database(app):
+    with app.app_context():
+        key = query_cache.cache_key("db.views.candles", 5, 123, (SYMBOL, "1m", HOUR), {})
+        other = query_cache.cache_key("db.views.candles", 5, 123, (SYMBOL, "5m", HOUR), {})
+    assert key.startswith(f"{query_cache.PREFIX}:db.views.candles:5:123:") and key != other
+    assert "password" not in key and query_cache.bucket_of(5, at=12.0) == 2
