@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 from db.embedded import EmbeddedPostgres
+from tests.fixtures_path import shared_fixtures
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = shared_fixtures()
 BINANCE = FIXTURES / "binance"
 KLINES = FIXTURES / "klines"
 

@@ -14,9 +14,9 @@ from app.config import Settings
 from ingest.fake.p2p import FakeP2P, serving
 from ingest.fake.p2p_books import Simulation
 from tests.conftest import make_settings
+from tests.fixtures_path import shared_fixtures
 
-# The shared fixtures sit beside the repository (../shared), in a worktree and in CI alike.
-CAPTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "p2p"
+CAPTURES = shared_fixtures() / "p2p"
 
 
 def capture(name: str) -> Any:
