@@ -49,6 +49,14 @@ def buttons(component_id: str, values: Iterable[str], value: str | None) -> html
                                    labelCheckedClassName="active"), className="radio-group")
 
 
+def payment_dropdown(component_id: str, selected: list[str]) -> dcc.Dropdown:
+    """Payment methods to filter by. The selected codes are options from the first render:
+    a Dropdown drops values missing from its options, and the full list only arrives with
+    a callback, so a page restored from its URL would otherwise lose its filter."""
+    return dcc.Dropdown(id=component_id, multi=True, placeholder="any", options=selected,
+                        value=selected)
+
+
 def chart(graph_id: str, height: str = "60vh", marks_id: str | None = None) -> html.Div:
     """A graph (with its loading state) and, for live charts, the store of its marks."""
     graph = dcc.Graph(id=graph_id, config=GRAPH_CONFIG, style={"height": height},

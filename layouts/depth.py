@@ -5,7 +5,7 @@ time from the book tickers."""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import dcc, html
+from dash import html
 
 from app import access
 from layouts import ids
@@ -16,10 +16,11 @@ from layouts.controls import (
     field,
     market_keys,
     note_area,
+    payment_dropdown,
     select,
     spot_symbols,
 )
-from layouts.urlstate import location, pick, pick_flag
+from layouts.urlstate import location, pick, pick_codes, pick_flag
 
 PATH = "/depth"
 NAME = "Depth"
@@ -44,10 +45,8 @@ def p2p_controls(params: dict[str, str]) -> dbc.Row:
                         placeholder="latest"), 3),
         field("Units", buttons(ids.DEPTH_UNIT, UNITS, pick(params, "unit", UNITS, "asset")),
               "auto"),
-        field("Payment methods", dcc.Dropdown(id=ids.DEPTH_PAYMENT, multi=True,
-                                              value=[p for p in params.get("payment", "")
-                                                     .split(",") if p],
-                                              placeholder="any"), 3),
+        field("Payment methods", payment_dropdown(ids.DEPTH_PAYMENT,
+                                                  pick_codes(params, "payment")), 3),
         field("Merchants", dbc.Switch(id=ids.DEPTH_MERCHANT, label="merchants only",
                                       value=pick_flag(params, "merchant")), "auto"),
     ], className="align-items-end")

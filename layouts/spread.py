@@ -17,9 +17,10 @@ from layouts.controls import (
     field,
     market_keys,
     note_area,
+    payment_dropdown,
     select,
 )
-from layouts.urlstate import location, pick, pick_flag, pick_many, pick_number
+from layouts.urlstate import location, pick, pick_codes, pick_flag, pick_many, pick_number
 
 PATH = "/spread"
 NAME = "Spread"
@@ -60,9 +61,8 @@ def offer_filters(params: dict[str, str]) -> dbc.Row:
         field("Amount (fiat)", dbc.Input(id=ids.SPREAD_AMOUNT, type="number", min=0,
                                          value=amount, debounce=True, size="sm",
                                          placeholder="any"), 2),
-        field("Payment methods", dcc.Dropdown(
-            id=ids.SPREAD_PAYMENT, multi=True, placeholder="any",
-            value=[code for code in params.get("payment", "").split(",") if code]), 4),
+        field("Payment methods", payment_dropdown(ids.SPREAD_PAYMENT,
+                                                  pick_codes(params, "payment")), 4),
         field("Min completion %", dbc.Input(id=ids.SPREAD_COMPLETION, type="number", min=0,
                                             max=100, value=completion, debounce=True,
                                             size="sm", placeholder="any"), 2),

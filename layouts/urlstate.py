@@ -35,6 +35,11 @@ def pick_many(params: Mapping[str, str], name: str, choices: Iterable[str],
     return [value for value in dict.fromkeys(raw.split(",")) if value in known]
 
 
+def pick_codes(params: Mapping[str, str], name: str) -> list[str]:
+    """A comma-separated parameter of free codes (payment methods), once each, in order."""
+    return [code for code in dict.fromkeys((params.get(name) or "").split(",")) if code]
+
+
 def pick_number(params: Mapping[str, str], name: str, low: float = 0,
                 high: float = 1e15) -> float | None:
     """A number parameter within [low, high], else None."""

@@ -14,7 +14,7 @@ from tests.browser.p2p_fixtures import (  # noqa: F401
     p2p_url,
     settings,
 )
-from tests.browser.views_helpers import click_option, url_query, wait_traces
+from tests.browser.views_helpers import choose, click_option, url_query, wait_traces
 from tests.spot_support import wait_until
 
 GRAPH = ids.DEPTH_GRAPH
@@ -61,4 +61,8 @@ def test_dpth002_depth_in_units_by_method_and_at_a_time(dash_duo, start_as,
     shown = snapshot_time(dash_duo)
     dash_duo.driver.refresh()
     wait_until(lambda: snapshot_time(dash_duo) == shown, message="the same snapshot again")
+    choose(dash_duo, ids.DEPTH_MARKET, "okx:USDT/ARS")
+    dash_duo.wait_for_contains_text(f"#{ids.DEPTH_NOTE}", "No adverts of okx:USDT/ARS match")
+    query = url_query(dash_duo)
+    assert "market=okx" in query and "payment=mercadopago" in query, "the reload kept the filter"
     assert dash_duo.get_logs() == []

@@ -72,3 +72,18 @@ def test_ovw003_markets_with_prices_spread_and_fresh_feeds(dash_duo, start_as,
     wait_until(lambda: column(dash_duo, table, "market") == ["okx:USDT/ARS"],
                message="okx alone after a reload")
     assert dash_duo.get_logs() == []
+
+
+def test_sprd006_payment_filter_from_the_url_holds(dash_duo, start_as,
+                                                   p2p_data):  # noqa: F811
+    start_as("analyst", "/spread?payment=mercadopago&range=1h")
+    table = ids.SPREAD_ADVERTS
+    for _load in ("first", "again, with the dropdown's code cached"):
+        wait_until(lambda: (methods := column(dash_duo, table, "methods"))
+                   and all("mercadopago" in cell for cell in methods),
+                   message="only adverts paid by mercadopago")
+        dash_duo.wait_for_text_to_equal(f"#{ids.SPREAD_PAYMENT} .dash-dropdown-value",
+                                        "mercadopago", timeout=10)
+        assert "payment=mercadopago" in url_query(dash_duo)
+        dash_duo.driver.refresh()
+    assert dash_duo.get_logs() == []
