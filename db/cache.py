@@ -8,8 +8,9 @@ set). The wrapped function gets the engine of the current app first and, if it d
 for every caller within a bucket.
 
 A burst of misses on a fresh bucket runs the query once: the first caller takes a short lock
-in the cache (an atomic add) and the others wait for its answer, up to WAIT_SECONDS, before
-querying themselves.
+in the cache (an atomic add). The others are served the previous bucket's answer while it
+runs (one bucket older, so a live screen never stalls on a slow query); with no previous
+answer they wait for the first caller's, up to WAIT_SECONDS, before querying themselves.
 """
 
 from __future__ import annotations
@@ -90,10 +91,10 @@ def _await(key: str) -> tuple[Any, ...] | None:
     return None
 
 
-def _compute(key: str, seconds: int, run: Callable[[], Any]) -> Any:
+def _compute(key: str, previous: str, seconds: int, run: Callable[[], Any]) -> Any:
     lock = key + ":lock"
     if not _try(lambda: cache.add(lock, 1, timeout=LOCK_SECONDS), default=True):
-        boxed = _await(key)
+        boxed = _get(previous) or _await(key)
         if boxed is not None:
             return boxed[0]
         log.warning("cache: waited in vain for another caller's answer", extra={"key": key})
@@ -121,7 +122,8 @@ def memoized(seconds: int) -> Callable[[Callable[..., R]], Callable[..., R]]:
             if boxed is not None:
                 return boxed[0]
             extra = {"now": bucket_end(seconds, bucket)} if wants_now else {}
-            return _compute(key, seconds,
+            previous = cache_key(name, seconds, bucket - 1, args, kwargs)
+            return _compute(key, previous, seconds,
                             lambda: query(state.current().engine, *args, **kwargs, **extra))
 
         cached.uncached = query  # type: ignore[attr-defined]

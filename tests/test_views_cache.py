@@ -85,6 +85,8 @@ def test_a_burst_of_callers_on_a_cold_bucket_runs_one_query(app):
     fresh_bucket()
     with counting(engine_of(app)) as alone:
         call_candles(app)
+    with app.app_context():
+        query_cache.cache.clear()  # no previous bucket's answer to serve meanwhile
     next_bucket()
     fresh_bucket()
     results = []
@@ -97,6 +99,39 @@ def test_a_burst_of_callers_on_a_cold_bucket_runs_one_query(app):
             thread.join()
     assert len(results) == 20 and all(result == results[0] for result in results)
     assert burst.count == alone.count, "twenty screens, one query"
+
+
+def held_lock(app, bucket: int) -> str:
+    """Take the lock of the candles query of `bucket`, as a caller computing it would."""
+    with app.app_context():
+        key = query_cache.cache_key("db.views.candles", views.LIVE_SECONDS, bucket,
+                                    (SYMBOL, "1m", HOUR), {})
+        assert query_cache.cache.add(key + ":lock", 1, timeout=30)
+    return key + ":lock"
+
+
+def test_while_one_caller_refreshes_the_others_get_the_previous_bucket(app, fake,
+                                                                       monkeypatch):
+    backfill(engine_of(app), fake, SYMBOL, hours=2)
+    fresh_bucket()
+    previous = call_candles(app)
+    next_bucket()
+    fresh_bucket()
+    held_lock(app, query_cache.bucket_of(views.LIVE_SECONDS))
+    monkeypatch.setattr(query_cache, "_await", lambda key: pytest.fail("waited"))
+    with counting(engine_of(app)) as queries:
+        served = call_candles(app)
+    assert served == previous and queries.count == 0, "the previous answer, no query, no wait"
+
+
+def test_with_no_previous_answer_a_caller_waits_then_asks_itself(app, fake, monkeypatch):
+    backfill(engine_of(app), fake, SYMBOL, hours=2)
+    monkeypatch.setattr(query_cache, "WAIT_SECONDS", 0.2)
+    fresh_bucket()
+    held_lock(app, query_cache.bucket_of(views.LIVE_SECONDS))
+    with counting(engine_of(app)) as queries:
+        rows = call_candles(app)
+    assert len(rows["t"]) >= 59 and queries.count > 0, "the holder never answered: it asked"
 
 
 def test_the_cache_key_holds_function_arguments_bucket_and_database(app):
