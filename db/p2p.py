@@ -12,15 +12,15 @@ a minimum completion rate. Values are Decimals; `jsonable` turns them into strin
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 
 from app.config import P2PMarket
-from db.p2p_history import history
+from db.p2p_history import histories, history, markets_params
 from db.p2p_query import (
     NO_FILTER,
     OfferFilter,
@@ -33,7 +33,16 @@ from db.p2p_query import (
 )
 from db.schema import p2p_offers
 
-__all__ = ["NO_FILTER", "OfferFilter", "depth", "history", "jsonable", "summary"]
+__all__ = [
+    "NO_FILTER",
+    "OfferFilter",
+    "depth",
+    "histories",
+    "history",
+    "jsonable",
+    "summaries",
+    "summary",
+]
 
 
 def _stats_at(connection: Connection, market: P2PMarket, snapshots: Mapping[str, datetime],
@@ -62,6 +71,40 @@ def summary(engine: Engine, exchange: str, asset: str, fiat: str,
     return {"exchange": exchange, "asset": asset, "fiat": fiat,
             "captured_at": max(snapshots.values(), default=None),
             **metrics(stats.get("ask", SideStats()), stats.get("bid", SideStats()))}
+
+
+SUMMARIES_SQL = text("""
+SELECT m.exchange, m.asset, m.fiat, s.side, l.captured_at, l.best_price, l.offers, l.liquidity
+FROM unnest(CAST(:exchanges AS text[]), CAST(:assets AS text[]), CAST(:fiats AS text[]))
+     AS m (exchange, asset, fiat)
+CROSS JOIN (VALUES ('ask'), ('bid')) AS s (side)
+CROSS JOIN LATERAL (
+    SELECT captured_at, best_price, offers, liquidity FROM p2p_snapshots
+    WHERE exchange = m.exchange AND asset = m.asset AND fiat = m.fiat AND side = s.side
+      AND complete
+    ORDER BY captured_at DESC LIMIT 1) AS l
+""")
+
+
+def summaries(engine: Engine, markets: Sequence[P2PMarket]) -> dict[P2PMarket, dict[str, Any]]:
+    """The unfiltered summary of several markets in one query, from the aggregates stored
+    with each latest complete snapshot (the same numbers `summary` counts from the offers)."""
+    sides: dict[P2PMarket, dict[str, Any]] = {market: {} for market in markets}
+    with reading(engine) as connection:
+        rows = connection.execute(SUMMARIES_SQL, markets_params(markets)).all()
+    for row in rows:
+        sides[P2PMarket(row.exchange, row.asset, row.fiat)][row.side] = row
+    out = {}
+    for market, found in sides.items():
+        stats = {side: SideStats(row.best_price, row.offers,
+                                 row.liquidity if row.offers else None)
+                 for side, row in found.items()}
+        out[market] = {"exchange": market.exchange, "asset": market.asset,
+                       "fiat": market.fiat,
+                       "captured_at": max((row.captured_at for row in found.values()),
+                                          default=None),
+                       **metrics(stats.get("ask", SideStats()), stats.get("bid", SideStats()))}
+    return out
 
 
 def _levels(connection: Connection, market: P2PMarket, side: str, captured_at: datetime,

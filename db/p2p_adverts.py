@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, or_, select, text
 
 from app.config import P2PMarket
-from db.p2p_history import PICK_SQL, PLAIN_FIRST, TIMESCALE_FIRST, Window
+from db.p2p_history import PICK_SQL, PLAIN_FIRST, TIMESCALE_FIRST, Window, markets_params
 from db.p2p_query import (
     NO_FILTER,
     OfferFilter,
@@ -109,8 +109,8 @@ def advertiser_counts(engine: Engine, market: P2PMarket, *, start: datetime, end
     with reading(engine) as connection:
         first = TIMESCALE_FIRST if uses_timescaledb(connection) else PLAIN_FIRST
         sql = text(ADVERTISERS_SQL.format(pick=PICK_SQL.format(first=first)))
-        rows = connection.execute(sql, {**market_params(market), "start": start, "end": end,
-                                        "width": width})
+        rows = connection.execute(sql, {**market_params(market), **markets_params([market]),
+                                        "start": start, "end": end, "width": width})
         return {bucket: advertisers for bucket, advertisers in rows}
 
 

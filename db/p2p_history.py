@@ -23,7 +23,6 @@ from db.p2p_query import (
     NO_FILTER,
     OfferFilter,
     SideStats,
-    market_params,
     metrics,
     offer_conditions,
     reading,
@@ -38,13 +37,16 @@ MAX_BUCKETS = 5000
 SCAN_WIDTH = timedelta(minutes=5)
 
 PICK_SQL = """
-SELECT s.side, b.bucket, l.captured_at, l.best_price, l.liquidity, l.offers
-FROM (VALUES ('ask'), ('bid')) AS s (side)
+SELECT m.exchange, m.asset, m.fiat, s.side, b.bucket, l.captured_at, l.best_price, l.liquidity,
+       l.offers
+FROM unnest(CAST(:exchanges AS text[]), CAST(:assets AS text[]), CAST(:fiats AS text[]))
+     AS m (exchange, asset, fiat)
+CROSS JOIN (VALUES ('ask'), ('bid')) AS s (side)
 CROSS JOIN generate_series({first}, CAST(:end AS timestamptz) - interval '1 microsecond',
                            CAST(:width AS interval)) AS b (bucket)
 CROSS JOIN LATERAL (
     SELECT captured_at, best_price, liquidity, offers FROM p2p_snapshots
-    WHERE exchange = :exchange AND asset = :asset AND fiat = :fiat AND side = s.side
+    WHERE exchange = m.exchange AND asset = m.asset AND fiat = m.fiat AND side = s.side
       AND complete AND captured_at >= greatest(b.bucket, CAST(:start AS timestamptz))
       AND captured_at < least(b.bucket + CAST(:width AS interval), CAST(:end AS timestamptz))
     ORDER BY captured_at DESC LIMIT 1) AS l
@@ -74,11 +76,19 @@ class Window:
                              "choose a wider bucket or a shorter range")
 
 
-def _picked(connection: Connection, market: P2PMarket, window: Window) -> list[Any]:
+def _picked(connection: Connection, markets: Sequence[P2PMarket], window: Window) -> list[Any]:
+    """The last complete snapshot of each market, side and bucket (with its aggregates)."""
     first = TIMESCALE_FIRST if uses_timescaledb(connection) else PLAIN_FIRST
-    return list(connection.execute(text(PICK_SQL.format(first=first)), {
-        **market_params(market), "start": window.start, "end": window.end,
-        "width": window.width}))
+    return connection.execute(text(PICK_SQL.format(first=first)), {
+        **markets_params(markets), "start": window.start, "end": window.end,
+        "width": window.width}).all()
+
+
+def markets_params(markets: Sequence[P2PMarket]) -> dict[str, list[str]]:
+    """The :exchanges, :assets and :fiats arrays of PICK_SQL."""
+    return {"exchanges": [market.exchange for market in markets],
+            "assets": [market.asset for market in markets],
+            "fiats": [market.fiat for market in markets]}
 
 
 def _scanned(connection: Connection, market: P2PMarket, window: Window,
@@ -119,12 +129,25 @@ def history(engine: Engine, exchange: str, asset: str, fiat: str, *, start: date
     window.check()
     market = P2PMarket(exchange, asset, fiat)
     with reading(engine) as connection:
-        picked = _picked(connection, market, window)
+        picked = _picked(connection, [market], window)
         filtered: Picks | None = None
         if filters.active and picked:
             filtered = (_scanned(connection, market, window, filters) if width <= SCAN_WIDTH
                         else _probed(connection, market, picked, filters))
     return _buckets(market, picked, filtered)
+
+
+def histories(engine: Engine, markets: Sequence[P2PMarket], *, start: datetime,
+              end: datetime, width: timedelta) -> dict[P2PMarket, list[dict]]:
+    """Unfiltered history of several markets in one query (the overview's sparklines)."""
+    window = Window(start, end, width)
+    window.check()
+    with reading(engine) as connection:
+        picked = _picked(connection, markets, window)
+    by_market: dict[P2PMarket, list[Any]] = {market: [] for market in markets}
+    for row in picked:
+        by_market[P2PMarket(row.exchange, row.asset, row.fiat)].append(row)
+    return {market: _buckets(market, rows, None) for market, rows in by_market.items()}
 
 
 def _buckets(market: P2PMarket, picked: Sequence[Any], filtered: Picks | None) -> list[dict]:

@@ -142,6 +142,11 @@ def p2p_history(engine: Engine, market_key: str, width_seconds: int, span_second
     rows = p2p.history(engine, market.exchange, market.asset, market.fiat,
                        start=now - timedelta(seconds=span_seconds), end=now,
                        width=timedelta(seconds=width_seconds), filters=filters)
+    return history_columns(rows, width_seconds)
+
+
+def history_columns(rows: Sequence[Mapping[str, Any]], width_seconds: int) -> dict[str, list]:
+    """History rows (db.p2p.history) as columns, broken over buckets without a snapshot."""
     out = columns(rows, "bucket", P2P_FIELDS)
     out["captured_at"] = [epoch_ms(row["captured_at"]) for row in rows]
     return break_gaps(out, width_seconds * 1000)
@@ -226,8 +231,11 @@ DAY_SECONDS = 86400
 
 @memoized(LIVE_SECONDS)
 def p2p_summaries(engine: Engine, market_keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """Every market's summary now (unfiltered), by market."""
-    return {key: p2p_summary.uncached(engine, key) for key in market_keys}
+    """Every market's summary now (unfiltered), by market, in one query."""
+    found = p2p.summaries(engine, [market_of(key) for key in market_keys])
+    return {key: {"captured_at": epoch_ms(found[market_of(key)]["captured_at"]),
+                  **{name: number(found[market_of(key)][name]) for name in P2P_FIELDS}}
+            for key in market_keys}
 
 
 @memoized(SLOW_SECONDS)
@@ -235,9 +243,12 @@ def p2p_day_spreads(engine: Engine, market_keys: tuple[str, ...], *,
                     now: datetime) -> dict[str, dict[str, list[Any]]]:
     """Every market's spread % per hour over the last day: columns t and spread_pct (hours
     without a snapshot are left out)."""
+    found = p2p.histories(engine, [market_of(key) for key in market_keys],
+                          start=now - timedelta(seconds=DAY_SECONDS), end=now,
+                          width=timedelta(seconds=SPARK_SECONDS))
     out = {}
     for key in market_keys:
-        cols = p2p_history.uncached(engine, key, SPARK_SECONDS, DAY_SECONDS, now=now)
+        cols = history_columns(found[market_of(key)], SPARK_SECONDS)
         out[key] = {"t": cols["t"], "spread_pct": cols["spread_pct"]}
     return out
 
@@ -245,6 +256,10 @@ def p2p_day_spreads(engine: Engine, market_keys: tuple[str, ...], *,
 @memoized(SLOW_SECONDS)
 def spot_day_closes(engine: Engine, symbols: tuple[str, ...], *,
                     now: datetime) -> dict[str, list[float | None]]:
-    """Every symbol's hourly closes over the last day."""
-    return {symbol: candles.uncached(engine, symbol, "1h", DAY_SECONDS, now=now)["close"]
+    """Every symbol's hourly closes over the last day, from its 1m candles in one query (a
+    symbol with none, say only 1h backfilled, through the candle aggregation)."""
+    found = spot.last_closes(engine, symbols, now - timedelta(seconds=DAY_SECONDS), now,
+                             timedelta(seconds=SPARK_SECONDS))
+    return {symbol: [number(close) for close in found[symbol]]
+            or candles.uncached(engine, symbol, "1h", DAY_SECONDS, now=now)["close"]
             for symbol in symbols}

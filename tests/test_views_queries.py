@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import insert
 
 from db import spot, views
+from db.candles import get_candles
 from db.engine import make_engine
 from db.intervals import to_ms
 from db.migrate import upgrade
@@ -87,6 +88,23 @@ def test_latest_times_per_symbol_and_source(engine):
         {"symbol": "BTCUSDT", "book_ticker": T0 + timedelta(seconds=42), "ticker_24h": None,
          "candle_1m": T0 + timedelta(minutes=3)},
         {"symbol": "ETHUSDT", "book_ticker": None, "ticker_24h": None, "candle_1m": None}]
+
+
+def test_last_closes_per_symbol_and_hour_match_the_hourly_candles(engine):
+    minutes = [0, 1, 59, 60, 61, 150, 179]  # three hours: 12h, 13h, 14h (a gap within)
+    rows = [candle_row("BTCUSDT", m, (m, m + 1, m - 1, m + 0.5), 1, 1) for m in minutes]
+    rows += [candle_row("ETHUSDT", 61, (7, 7, 7, 7.25), 1, 1)]
+    with engine.begin() as connection:
+        connection.execute(insert(candles), rows)
+    start, end = T0 + timedelta(minutes=30), T0 + timedelta(hours=3)
+    closes = spot.last_closes(engine, ["BTCUSDT", "XRPUSDT", "ETHUSDT"], start, end,
+                              timedelta(hours=1))
+    assert closes == {"BTCUSDT": [Decimal("59.5"), Decimal("61.5"), Decimal("179.5")],
+                      "XRPUSDT": [], "ETHUSDT": [Decimal("7.25")]}
+    hourly = get_candles(engine, "BTCUSDT", "1h", start, end)
+    assert [candle.close for candle in hourly] == closes["BTCUSDT"]
+    with pytest.raises(ValueError):
+        spot.last_closes(engine, ["BTCUSDT"], end, start, timedelta(hours=1))
 
 
 def test_view_candles_aggregate_minutes_into_the_readout_numbers(tmp_path, database_url):

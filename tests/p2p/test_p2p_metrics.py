@@ -11,7 +11,7 @@ from app.config import P2PMarket
 from db import p2p_history
 from db.engine import make_engine
 from db.migrate import upgrade
-from db.p2p import OfferFilter, depth, history, jsonable, summary
+from db.p2p import OfferFilter, depth, histories, history, jsonable, summaries, summary
 from db.payment_methods import canonical_codes, set_canonical, unknown_payment_methods
 from ingest.p2p_normalise import Offer, PaymentMethod
 from ingest.p2p_store import Snapshot, store_snapshot
@@ -91,6 +91,41 @@ def test_an_empty_market(engine):
     result = summary(engine, "okx", "USDT", "ARS")
     assert result["captured_at"] is None and result["best_ask"] is None
     assert (result["ask_offers"], result["bid_offers"]) == (0, 0)
+
+
+OKX = P2PMarket("okx", "USDT", "ARS")
+EMPTY = P2PMarket("bybit", "USDT", "ARS")
+
+
+def two_markets(engine) -> None:
+    """Two books over 20 minutes (OKX cheaper, an incomplete snapshot last) and no third."""
+    for minutes in range(0, 20, 4):
+        a_book(engine, T0 + timedelta(minutes=minutes))
+    store(engine, "ask", T0, [offer("o1", "1180", "2")], market=OKX)
+    store(engine, "bid", T0 + timedelta(minutes=7), [offer("o2", "1170", "4"),
+                                                     offer("o3", "1160", "6")], market=OKX)
+    store(engine, "ask", T0 + timedelta(minutes=9), [offer("x", "1000")], complete=False,
+          market=OKX)
+
+
+def test_summaries_of_many_markets_match_each_summary(engine):
+    two_markets(engine)
+    found = summaries(engine, [ARS, OKX, EMPTY])
+    assert list(found) == [ARS, OKX, EMPTY]
+    for market in (ARS, OKX, EMPTY):
+        assert found[market] == summary(engine, market.exchange, market.asset, market.fiat)
+    assert found[OKX]["best_ask"] == Decimal("1180") and found[OKX]["bid_offers"] == 2
+
+
+def test_histories_of_many_markets_match_each_history(engine):
+    two_markets(engine)
+    window = {"start": T0 - timedelta(minutes=5), "end": T0 + timedelta(minutes=25),
+              "width": timedelta(minutes=5)}
+    found = histories(engine, [ARS, OKX, EMPTY], **window)
+    for market in (ARS, OKX, EMPTY):
+        assert found[market] == history(engine, market.exchange, market.asset, market.fiat,
+                                        **window)
+    assert len(found[ARS]) == 4 and found[EMPTY] == []
 
 
 def test_depth_is_cumulative_asks_up_bids_down(engine):
