@@ -1,3 +1,4 @@
 from app import create_app
+from app.server import settled
 
-server = create_app()
+server = settled(create_app())

@@ -6,6 +6,7 @@ wsgi.py, or more hosts) are fine because the ingest leader is elected in the dat
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 
@@ -38,7 +39,17 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        return self.factory()
+        return settled(self.factory())
+
+
+def settled(app: Flask) -> Flask:
+    """The app, with everything built so far (Dash, Plotly, the layouts: hundreds of
+    thousands of objects) frozen out of the cyclic garbage collector's walks. A full
+    collection then visits only what requests leave behind, instead of pausing a callback
+    for tens of milliseconds (seen as the views benchmark's cold p95)."""
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def serve(settings: Settings, factory: Callable[[], Flask]) -> None:

@@ -36,6 +36,7 @@ from app import create_app
 from app.auth import commands, users
 from app.config import Settings, load_settings
 from app.extensions import cache
+from app.server import settled
 from bench import views_data, views_load, views_pages
 from bench.views_pages import PAGES, Call, callback_key
 from db.embedded import EmbeddedPostgres
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     env = bench_settings(url, data_dir, dataset)
     settings = load_settings(environ=env, env_file=None)
     ensure_users(settings, max(args.clients, 1))
-    server = create_app(settings)
+    server = settled(create_app(settings))  # as app/server.py and wsgi.py serve it
     client, headers = signed_in_client(server)
     rows = time_calls(server, headers, client, args.calls)
     print_table(f"callbacks in process, {args.calls} calls each (ms)", rows,

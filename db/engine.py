@@ -13,5 +13,6 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         max_overflow=10,
         pool_pre_ping=True,
         pool_timeout=5,
-        connect_args={"connect_timeout": 3, "application_name": "p2pdash"},
+        connect_args={"connect_timeout": 3, "application_name": "p2pdash",
+                      "options": "-c TimeZone=UTC"},
     )
