@@ -6,17 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from callbacks.candles import MAX_CANDLES, fit_interval
-from callbacks.common import age
+from callbacks.common import age, note
 from callbacks.depth import MAX_POINTS, book_width
 from callbacks.p2p_overview import hourly, spread_change
 from callbacks.p2p_views import at_param, describe, fit_bucket, offer_filter, parse_at
 from db.intervals import INTERVALS
 from db.views import break_gaps
 from layouts.controls import RANGES
-from layouts.urlstate import pick, pick_flag, pick_many, pick_number, search
+from layouts.urlstate import pick, pick_codes, pick_flag, pick_many, pick_number, search
 
 
 def test_url_parameters_become_valid_filter_values_or_defaults():
@@ -30,6 +31,20 @@ def test_url_parameters_become_valid_filter_values_or_defaults():
     assert pick_number(params, "completion", 0, 100) is None
     assert pick_number(params, "nan") is None and pick_number({}, "amount") is None
     assert pick_flag(params, "merchant") and not pick_flag(params, "other")
+
+
+def test_payment_codes_from_the_url_once_each():
+    assert pick_codes({"payment": "mercadopago,,wise,mercadopago"}, "payment") == [
+        "mercadopago", "wise"]
+    assert pick_codes({}, "payment") == []
+
+
+def test_notes_are_plain_json_so_figures_beside_them_skip_plotlys_slow_path():
+    answer = [{"data": [{"x": [1, 2], "y": [0.5, 1.5]}]}, [note("Feed down"), note("")]]
+    assert orjson.loads(orjson.dumps(answer))[1] == [
+        {"props": {"children": "Feed down", "color": "warning",
+                   "className": "py-2 mb-2 small"},
+         "type": "Alert", "namespace": "dash_bootstrap_components"}, None]
 
 
 def test_search_writes_only_what_is_set_in_order():
