@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, Row, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
@@ -104,23 +104,23 @@ def _query(connection: Connection, where: dict[str, object], interval: str) -> l
     flavour = "timescale" if installed_version(connection) else "plain"
     sql = text(_aggregate_sql(flavour))
     width = f"{INTERVALS[interval] // 1000} seconds"
-    best: dict[datetime, tuple[int, dict]] = {}
+    best: dict[datetime, tuple[int, Row]] = {}
     for source in sorted(sources, key=INTERVALS.__getitem__):  # finest first: it wins ties
         rows = connection.execute(sql, {**where, "source": source, "width": width,
-                                        "origin": origin(interval)}).mappings()
+                                        "origin": origin(interval)}).all()
         for row in rows:
-            coverage = row["stored"] * INTERVALS[source]
-            if row["bucket"] not in best or coverage > best[row["bucket"]][0]:
-                best[row["bucket"]] = (coverage, dict(row))
+            coverage = row.stored * INTERVALS[source]
+            if row.bucket not in best or coverage > best[row.bucket][0]:
+                best[row.bucket] = (coverage, row)
     return [_candle(best[bucket][1], interval, best[bucket][0]) for bucket in sorted(best)]
 
 
-def _candle(row: dict, interval: str, coverage: int) -> Candle:
+def _candle(row: Row, interval: str, coverage: int) -> Candle:
     """A candle is closed when every stored part is closed and the parts fill the bucket."""
     complete = coverage == INTERVALS[interval]
-    return Candle(open_time=row["bucket"], open=row["open"], high=row["high"], low=row["low"],
-                  close=row["close"], volume=row["volume"], close_time=row["close_time"],
-                  quote_volume=row["quote_volume"], trades=int(row["trades"]),
-                  taker_base_volume=row["taker_base_volume"],
-                  taker_quote_volume=row["taker_quote_volume"],
-                  is_closed=bool(row["all_closed"]) and complete)
+    return Candle(open_time=row.bucket, open=row.open, high=row.high, low=row.low,
+                  close=row.close, volume=row.volume, close_time=row.close_time,
+                  quote_volume=row.quote_volume, trades=int(row.trades),
+                  taker_base_volume=row.taker_base_volume,
+                  taker_quote_volume=row.taker_quote_volume,
+                  is_closed=bool(row.all_closed) and complete)
