@@ -53,16 +53,20 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def cluster_url(data_dir: Path) -> str:
-    """Start (or reuse) the benchmark's cluster and its migrated database."""
+def cluster(data_dir: Path) -> EmbeddedPostgres:
+    """The benchmark's cluster (it keeps the dataset between runs)."""
     root = data_dir / "pg"
     root.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o755)
     root.chmod(0o755)
-    cluster = EmbeddedPostgres(root, database=DATABASE, settings={
+    return EmbeddedPostgres(root, database=DATABASE, settings={
         "shared_buffers": "'1GB'", "max_wal_size": "'8GB'", "maintenance_work_mem": "'512MB'",
         "timescaledb.max_background_workers": "0", "max_connections": "200"})
-    url = cluster.ensure_running()
+
+
+def cluster_url(data_dir: Path) -> str:
+    """Start (or reuse) the benchmark's cluster and its migrated database."""
+    url = cluster(data_dir).ensure_running()
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
@@ -170,8 +174,19 @@ def dataset_size(url: str) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Generate or reuse the dataset, time the callbacks, then run the HTTP load."""
+    """Run the benchmark; stop the cluster afterwards unless it was already running."""
     args = parse_args(argv)
+    server = cluster(Path(args.data_dir).absolute())
+    already_running = server.is_running()
+    try:
+        measure(args)
+    finally:
+        if not already_running:
+            server.stop(force=True)
+
+
+def measure(args: argparse.Namespace) -> None:
+    """Generate or reuse the dataset, time the callbacks, then run the HTTP load."""
     logging.basicConfig(level=logging.WARNING)
     dataset = (views_data.Dataset(symbols=3, candle_days=3, markets=12, p2p_days=1, adverts=5,
                                   ticker_hours=2)
