@@ -28,6 +28,7 @@ from tests.dash_calls import callback_body
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 TIMEOUT = 30
+SIGN_IN_ATTEMPTS = 3
 
 
 def csrf_token(page: str) -> str:
@@ -75,8 +76,12 @@ def _wait(probe: Callable[[], Any], what: str, seconds: float = 60) -> None:
 def gunicorn(env: dict[str, str], workers: int) -> Iterator[str]:
     """The app under gunicorn on a free loopback port; yields its base URL."""
     port = free_port()
+    # As app/server.py serves (timeout 120 s), and connections kept open longer than a
+    # refresh period, as a browser or a proxy keeps them: gunicorn's 2 s default closes
+    # them between refreshes and a POST racing the close is reset.
     command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", "8",
-               "-b", f"{LOOPBACK}:{port}", "--log-level", "warning", "wsgi:server"]
+               "-b", f"{LOOPBACK}:{port}", "--log-level", "warning", "--timeout", "120",
+               "--keep-alive", "30", "wsgi:server"]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
     base = f"http://{LOOPBACK}:{port}"
     try:
@@ -99,6 +104,7 @@ class Client(threading.Thread):
         self.errors = 0
         self.session = requests.Session()
         self.marks: dict[str, Any] = {}
+        self.failure = ""
 
     def sign_in(self) -> dict[str, str]:
         """The real login form, then a page load for the CSRF cookie."""
@@ -112,7 +118,16 @@ class Client(threading.Thread):
         return {"X-CSRFToken": self.session.cookies["_csrf_token"]}
 
     def run(self) -> None:
-        headers = self.sign_in()
+        for attempt in range(SIGN_IN_ATTEMPTS):
+            try:
+                headers = self.sign_in()
+                break
+            except (requests.RequestException, RuntimeError) as error:
+                self.errors += 1
+                self.failure = f"{type(error).__name__}: {error}"
+                time.sleep(1 + attempt)
+        else:
+            return  # counted in errors; the summary says why
         period, stop_at = self.options["period"], self.options["stop_at"]
         time.sleep(self.index % 10 * period / 10)  # screens do not refresh in step
         tick = 0
@@ -167,12 +182,14 @@ def _summary(screens: list[Client]) -> list[dict[str, Any]]:
     for screen in screens:
         by_page[screen.page] += screen.latencies
         errors[screen.page] += screen.errors
+    for failure in sorted({screen.failure for screen in screens if screen.failure}):
+        print(f"sign-in failed: {failure}")
     by_page["all"] = [latency for page in PAGES for latency in by_page[page]]
     errors["all"] = sum(errors.values())
     return [{"page": page, "requests": len(samples), "errors": errors[page],
              "p50": statistics.median(samples) if samples else 0.0,
              "p95": _quantile(samples, .95), "p99": _quantile(samples, .99)}
-            for page, samples in by_page.items() if samples]
+            for page, samples in by_page.items() if samples or errors[page]]
 
 
 def _quantile(samples: list[float], share: float) -> float:

@@ -105,13 +105,22 @@ def _query(connection: Connection, where: dict[str, object], interval: str) -> l
     sql = text(_aggregate_sql(flavour))
     width = f"{INTERVALS[interval] // 1000} seconds"
     best: dict[datetime, tuple[int, Row]] = {}
-    for source in sorted(sources, key=INTERVALS.__getitem__):  # finest first: it wins ties
-        rows = connection.execute(sql, {**where, "source": source, "width": width,
-                                        "origin": origin(interval)}).all()
-        for row in rows:
-            coverage = row.stored * INTERVALS[source]
-            if row.bucket not in best or coverage > best[row.bucket][0]:
-                best[row.bucket] = (coverage, row)
+    if flavour == "timescale":
+        # TimescaleDB's ordered chunk scan already yields rows in bucket order, but the
+        # planner cannot count the buckets and sorts every stored row instead: a month of
+        # 1m at 30m took ~120 ms that way, ~55 ms streamed (bench/views.py).
+        connection.execute(text("SET LOCAL enable_sort = off"))
+    try:
+        for source in sorted(sources, key=INTERVALS.__getitem__):  # finest first: wins ties
+            rows = connection.execute(sql, {**where, "source": source, "width": width,
+                                            "origin": origin(interval)}).all()
+            for row in rows:
+                coverage = row.stored * INTERVALS[source]
+                if row.bucket not in best or coverage > best[row.bucket][0]:
+                    best[row.bucket] = (coverage, row)
+    finally:
+        if flavour == "timescale":
+            connection.execute(text("RESET enable_sort"))
     return [_candle(best[bucket][1], interval, best[bucket][0]) for bucket in sorted(best)]
 
 
