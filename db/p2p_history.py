@@ -151,16 +151,18 @@ def histories(engine: Engine, markets: Sequence[P2PMarket], *, start: datetime,
 
 
 def _buckets(market: P2PMarket, picked: Sequence[Any], filtered: Picks | None) -> list[dict]:
-    buckets: dict[datetime, dict[str, Any]] = {}
-    for row in picked:
-        if filtered is None:
-            stats = SideStats(row.best_price, row.offers, row.liquidity)
-        else:
-            stats = filtered.get((row.side, row.captured_at), SideStats())
-        entry = buckets.setdefault(row.bucket, {"captured_at": row.captured_at})
-        entry[row.side] = stats
-        entry["captured_at"] = max(entry["captured_at"], row.captured_at)
+    # One pass over plain tuples: a day of 1m buckets is 2,880 picked rows.
+    buckets: dict[datetime, list[Any]] = {}  # bucket -> [captured_at, ask, bid]
+    empty = SideStats()
+    for _exchange, _asset, _fiat, side, bucket, captured_at, best, liquidity, offers in picked:
+        stats = (SideStats(best, offers, liquidity) if filtered is None
+                 else filtered.get((side, captured_at), empty))
+        entry = buckets.get(bucket)
+        if entry is None:
+            entry = buckets[bucket] = [captured_at, empty, empty]
+        elif captured_at > entry[0]:
+            entry[0] = captured_at
+        entry[1 if side == "ask" else 2] = stats
     return [{"exchange": market.exchange, "asset": market.asset, "fiat": market.fiat,
-             "bucket": bucket, "captured_at": entry["captured_at"],
-             **metrics(entry.get("ask", SideStats()), entry.get("bid", SideStats()))}
-            for bucket, entry in sorted(buckets.items())]
+             "bucket": bucket, "captured_at": captured_at, **metrics(ask, bid)}
+            for bucket, (captured_at, ask, bid) in sorted(buckets.items())]
