@@ -82,7 +82,7 @@ class EmbeddedPostgres:
         self.database = database
         self.want_timescaledb = timescaledb
         self.extra_settings = dict(settings or {})
-        self.started_here = False
+        self._started_by: int | None = None
         self._bindir: Path | None = None
 
     @property
@@ -131,12 +131,18 @@ class EmbeddedPostgres:
         result = self._pg("pg_ctl", "status", "-D", str(self.data), check=False)
         return result.returncode == 0
 
+    @property
+    def started_here(self) -> bool:
+        """Whether this process started the server. A forked child (a gunicorn worker
+        unwinding its parent's stack as it exits) did not, whatever it inherited."""
+        return self._started_by == os.getpid()
+
     def stop(self, *, force: bool = False) -> None:
-        """Stop the server if this object started it (or always, with force)."""
+        """Stop the server if this process started it (or always, with force)."""
         if (self.started_here or force) and self.is_running():
             self._pg("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w")
             log.info("embedded PostgreSQL stopped", extra={"data_dir": str(self.data)})
-        self.started_here = False
+        self._started_by = None
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -185,7 +191,7 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             tail = _tail(self.log_file)
             raise EmbeddedDatabaseError(f"PostgreSQL did not start: {tail}")
-        self.started_here = True
+        self._started_by = os.getpid()
 
     def _timescaledb_settings(self) -> dict[str, str]:
         if not self.want_timescaledb:

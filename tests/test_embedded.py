@@ -45,6 +45,12 @@ def test_start_reuse_and_stop(root):
     assert not second.started_here
     second.stop()
     assert first.is_running(), "a reuser must not stop the server it did not start"
+    child = os.fork()
+    if child == 0:  # a gunicorn worker inherits the object and unwinds the same stack
+        first.stop()
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert first.is_running(), "a forked child must not stop its parent's server"
 
     first.stop()
     assert not first.is_running()
@@ -114,5 +120,7 @@ def test_run_falls_back_to_the_demo_when_no_exchange_answers(root):
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert "starting the DEMO" in output
+    assert "administrator command" not in output and "rows not written" not in output, (
+        "ingestion stopped before its database: " + output[-3000:])
     assert "First run: created the admin 'admin' and password" in output
     EmbeddedPostgres(root / "demo" / "pg").stop(force=True)
