@@ -8,7 +8,6 @@ P2PDASH_DATA_DIR/demo: simulated prices never mix with real ones.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,7 +38,6 @@ def simulated_exchange(symbols: tuple[str, ...]) -> Iterator[dict[str, str]]:
     command = [sys.executable, "-m", "ingest.fake", "--mode", "simulate",
                "--symbols", ",".join(symbols)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    parent = os.getpid()
     try:
         line = process.stdout.readline() if process.stdout else ""
         if not line:
@@ -47,9 +45,8 @@ def simulated_exchange(symbols: tuple[str, ...]) -> Iterator[dict[str, str]]:
                                        f"(exit code {process.wait(timeout=10)})")
         yield json.loads(line)
     finally:
-        if os.getpid() == parent:  # not a forked web worker unwinding this stack
-            process.terminate()
-            process.wait(timeout=10)
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def demo_settings(settings: Settings, endpoints: dict[str, str]) -> Settings:

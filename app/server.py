@@ -6,9 +6,12 @@ wsgi.py, or more hosts) are fine because the ingest leader is elected in the dat
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
+import os
 from collections.abc import Callable
+from typing import NoReturn
 
 from flask import Flask
 from gunicorn import glogging
@@ -66,4 +69,19 @@ def serve(settings: Settings, factory: Callable[[], Flask]) -> None:
         # gunicorn 27 opens a control socket under ~/.gunicorn by default; we need none.
         "control_socket_disable": True,
     }
-    _Gunicorn(factory, options).run()
+    master = os.getpid()
+    try:
+        _Gunicorn(factory, options).run()
+    except SystemExit as leaving:
+        if os.getpid() != master:
+            _end_worker(leaving.code)
+        raise
+
+
+def _end_worker(code: object) -> NoReturn:
+    """End a worker process where it leaves gunicorn. It was forked inside its master's call
+    stack, so unwinding further would run the master's clean-ups in the worker (stop the
+    embedded database it started, the demo's exchange) before the worker's own exit hooks
+    had flushed ingestion. Those hooks run here, then the process ends."""
+    atexit._run_exitfuncs()  # the worker's own: the ingest service flushes its writer
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
