@@ -20,12 +20,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 
 from app.config import P2PMarket
-from db.p2p_history import histories, history, markets_params
+from db.p2p_history import histories, history
 from db.p2p_query import (
+    MARKETS_SQL,
     NO_FILTER,
     OfferFilter,
     SideStats,
     latest_snapshots,
+    markets_params,
     metrics,
     offer_conditions,
     reading,
@@ -68,15 +70,19 @@ def summary(engine: Engine, exchange: str, asset: str, fiat: str,
     with reading(engine) as connection:
         snapshots = latest_snapshots(connection, market)
         stats = _stats_at(connection, market, snapshots, filters)
-    return {"exchange": exchange, "asset": asset, "fiat": fiat,
-            "captured_at": max(snapshots.values(), default=None),
+    return _summary_row(market, max(snapshots.values(), default=None), stats)
+
+
+def _summary_row(market: P2PMarket, captured_at: datetime | None,
+                 stats: Mapping[str, SideStats]) -> dict[str, Any]:
+    return {"exchange": market.exchange, "asset": market.asset, "fiat": market.fiat,
+            "captured_at": captured_at,
             **metrics(stats.get("ask", SideStats()), stats.get("bid", SideStats()))}
 
 
-SUMMARIES_SQL = text("""
+SUMMARIES_SQL = text(f"""
 SELECT m.exchange, m.asset, m.fiat, s.side, l.captured_at, l.best_price, l.offers, l.liquidity
-FROM unnest(CAST(:exchanges AS text[]), CAST(:assets AS text[]), CAST(:fiats AS text[]))
-     AS m (exchange, asset, fiat)
+FROM {MARKETS_SQL}
 CROSS JOIN (VALUES ('ask'), ('bid')) AS s (side)
 CROSS JOIN LATERAL (
     SELECT captured_at, best_price, offers, liquidity FROM p2p_snapshots
@@ -99,11 +105,8 @@ def summaries(engine: Engine, markets: Sequence[P2PMarket]) -> dict[P2PMarket, d
         stats = {side: SideStats(row.best_price, row.offers,
                                  row.liquidity if row.offers else None)
                  for side, row in found.items()}
-        out[market] = {"exchange": market.exchange, "asset": market.asset,
-                       "fiat": market.fiat,
-                       "captured_at": max((row.captured_at for row in found.values()),
-                                          default=None),
-                       **metrics(stats.get("ask", SideStats()), stats.get("bid", SideStats()))}
+        latest = max((row.captured_at for row in found.values()), default=None)
+        out[market] = _summary_row(market, latest, stats)
     return out
 
 

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, or_, select, text
 
 from app.config import P2PMarket
-from db.p2p_history import PICK_SQL, PLAIN_FIRST, TIMESCALE_FIRST, Window, markets_params
+from db.p2p_history import PICK_SQL, PLAIN_FIRST, TIMESCALE_FIRST, Window
 from db.p2p_query import (
     NO_FILTER,
     OfferFilter,
     latest_snapshots,
-    market_params,
+    markets_params,
     offer_conditions,
     reading,
     uses_timescaledb,
@@ -95,7 +95,7 @@ ADVERTISERS_SQL = """
 WITH picked AS ({pick})
 SELECT p.bucket, count(DISTINCT o.advertiser_id) AS advertisers
 FROM picked p
-JOIN p2p_offers o ON o.exchange = :exchange AND o.asset = :asset AND o.fiat = :fiat
+JOIN p2p_offers o ON o.exchange = p.exchange AND o.asset = p.asset AND o.fiat = p.fiat
                  AND o.side = p.side AND o.captured_at = p.captured_at
 GROUP BY p.bucket
 """
@@ -109,8 +109,8 @@ def advertiser_counts(engine: Engine, market: P2PMarket, *, start: datetime, end
     with reading(engine) as connection:
         first = TIMESCALE_FIRST if uses_timescaledb(connection) else PLAIN_FIRST
         sql = text(ADVERTISERS_SQL.format(pick=PICK_SQL.format(first=first)))
-        rows = connection.execute(sql, {**market_params(market), **markets_params([market]),
-                                        "start": start, "end": end, "width": width})
+        rows = connection.execute(sql, {**markets_params([market]), "start": start,
+                                        "end": end, "width": width})
         return {bucket: advertisers for bucket, advertisers in rows}
 
 

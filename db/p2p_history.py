@@ -20,9 +20,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.config import P2PMarket
 from db.p2p_query import (
+    MARKETS_SQL,
     NO_FILTER,
     OfferFilter,
     SideStats,
+    markets_params,
     metrics,
     offer_conditions,
     reading,
@@ -39,8 +41,7 @@ SCAN_WIDTH = timedelta(minutes=5)
 PICK_SQL = """
 SELECT m.exchange, m.asset, m.fiat, s.side, b.bucket, l.captured_at, l.best_price, l.liquidity,
        l.offers
-FROM unnest(CAST(:exchanges AS text[]), CAST(:assets AS text[]), CAST(:fiats AS text[]))
-     AS m (exchange, asset, fiat)
+FROM {markets}
 CROSS JOIN (VALUES ('ask'), ('bid')) AS s (side)
 CROSS JOIN generate_series({first}, CAST(:end AS timestamptz) - interval '1 microsecond',
                            CAST(:width AS interval)) AS b (bucket)
@@ -50,7 +51,7 @@ CROSS JOIN LATERAL (
       AND complete AND captured_at >= greatest(b.bucket, CAST(:start AS timestamptz))
       AND captured_at < least(b.bucket + CAST(:width AS interval), CAST(:end AS timestamptz))
     ORDER BY captured_at DESC LIMIT 1) AS l
-"""
+""".replace("{markets}", MARKETS_SQL)
 TIMESCALE_FIRST = "time_bucket(CAST(:width AS interval), CAST(:start AS timestamptz))"
 # time_bucket's default origin is Monday 2000-01-03: date_bin from it gives the same buckets.
 PLAIN_FIRST = ("date_bin(CAST(:width AS interval), CAST(:start AS timestamptz), "
@@ -82,13 +83,6 @@ def _picked(connection: Connection, markets: Sequence[P2PMarket], window: Window
     return connection.execute(text(PICK_SQL.format(first=first)), {
         **markets_params(markets), "start": window.start, "end": window.end,
         "width": window.width}).all()
-
-
-def markets_params(markets: Sequence[P2PMarket]) -> dict[str, list[str]]:
-    """The :exchanges, :assets and :fiats arrays of PICK_SQL."""
-    return {"exchanges": [market.exchange for market in markets],
-            "assets": [market.asset for market in markets],
-            "fiats": [market.fiat for market in markets]}
 
 
 def _scanned(connection: Connection, market: P2PMarket, window: Window,

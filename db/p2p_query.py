@@ -5,7 +5,7 @@ Shared by db/p2p.py (summary, depth) and db/p2p_history.py (history).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,6 +113,18 @@ def stat_columns() -> list[Any]:
 
 def market_params(market: P2PMarket) -> dict[str, str]:
     return {"exchange": market.exchange, "asset": market.asset, "fiat": market.fiat}
+
+
+# Several markets as rows m (exchange, asset, fiat), from the arrays of markets_params.
+MARKETS_SQL = """unnest(CAST(:exchanges AS text[]), CAST(:assets AS text[]),
+       CAST(:fiats AS text[])) AS m (exchange, asset, fiat)"""
+
+
+def markets_params(markets: Sequence[P2PMarket]) -> dict[str, list[str]]:
+    """The :exchanges, :assets and :fiats arrays of MARKETS_SQL."""
+    return {"exchanges": [market.exchange for market in markets],
+            "assets": [market.asset for market in markets],
+            "fiats": [market.fiat for market in markets]}
 
 
 @contextmanager

@@ -47,9 +47,8 @@ def columns(rows: Iterable[Mapping[str, Any]], time_key: str,
     """Rows as columns: "t" (epoch ms of `time_key`) and one float list per field."""
     rows = list(rows)
     out: dict[str, list[Any]] = {"t": [epoch_ms(row[time_key]) for row in rows]}
-    for name in fields:  # column by column: one comprehension each, no call per value
-        out[name] = [value if value is None or type(value) is int else float(value)
-                     for value in (row[name] for row in rows)]
+    for name in fields:
+        out[name] = [number(row[name]) for row in rows]
     return out
 
 
@@ -232,10 +231,11 @@ DAY_SECONDS = 86400
 @memoized(LIVE_SECONDS)
 def p2p_summaries(engine: Engine, market_keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Every market's summary now (unfiltered), by market, in one query."""
-    found = p2p.summaries(engine, [market_of(key) for key in market_keys])
-    return {key: {"captured_at": epoch_ms(found[market_of(key)]["captured_at"]),
-                  **{name: number(found[market_of(key)][name]) for name in P2P_FIELDS}}
-            for key in market_keys}
+    markets = {key: market_of(key) for key in market_keys}
+    found = p2p.summaries(engine, list(markets.values()))
+    return {key: {"captured_at": epoch_ms(found[market]["captured_at"]),
+                  **{name: number(found[market][name]) for name in P2P_FIELDS}}
+            for key, market in markets.items()}
 
 
 @memoized(SLOW_SECONDS)
@@ -243,12 +243,13 @@ def p2p_day_spreads(engine: Engine, market_keys: tuple[str, ...], *,
                     now: datetime) -> dict[str, dict[str, list[Any]]]:
     """Every market's spread % per hour over the last day: columns t and spread_pct (hours
     without a snapshot are left out)."""
-    found = p2p.histories(engine, [market_of(key) for key in market_keys],
+    markets = {key: market_of(key) for key in market_keys}
+    found = p2p.histories(engine, list(markets.values()),
                           start=now - timedelta(seconds=DAY_SECONDS), end=now,
                           width=timedelta(seconds=SPARK_SECONDS))
     out = {}
-    for key in market_keys:
-        cols = history_columns(found[market_of(key)], SPARK_SECONDS)
+    for key, market in markets.items():
+        cols = history_columns(found[market], SPARK_SECONDS)
         out[key] = {"t": cols["t"], "spread_pct": cols["spread_pct"]}
     return out
 
