@@ -46,12 +46,13 @@ def register(dash_app: Dash) -> None:
         if not method or SEPARATOR not in method or not canonical:
             return feedback(False, "choose an identifier and type a canonical code")
         exchange, identifier = method.split(SEPARATOR, 1)
+        code = canonical.strip().lower()
         try:
-            found = set_canonical(engine(), exchange, identifier, canonical.strip().lower())
+            found = set_canonical(engine(), exchange, identifier, code)
         except ValueError as error:
             return feedback(False, str(error))
         if not found:
             return feedback(False, f"{exchange} {identifier!r} is not a known identifier")
         audit.record(engine(), actor, "payment_method.map", f"{exchange}:{identifier}",
-                     {"canonical": canonical.strip().lower()})
-        return feedback(True, f"{exchange} {identifier} now counts as {canonical.strip().lower()}")
+                     {"canonical": code})
+        return feedback(True, f"{exchange} {identifier} now counts as {code}")

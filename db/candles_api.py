@@ -36,6 +36,7 @@ class CandleParamError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
+        self.message = message
 
     def as_dict(self) -> dict[str, str]:
         return {"error": str(self), "field": self.field}

@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 GAP_REPAIR_EVERY_SECONDS = 600
 
 
-
-
 def spot_jobs(settings: Settings, engine: Engine) -> list[JobSpec]:
     """Gap repair of every spot symbol now and then, besides the one after each reconnect."""
     if not settings.spot_symbols:

@@ -69,7 +69,6 @@ ADMIN_BACKFILL_RUNS = "admin-backfill-runs"
 ADMIN_BACKFILL_REFRESH = "admin-backfill-refresh"
 
 ADMIN_PAYMENTS_TABLE = "admin-payments-table"
-ADMIN_PAYMENTS_REFRESH = "admin-payments-refresh"
 ADMIN_PAYMENT_METHOD = "admin-payment-method"
 ADMIN_PAYMENT_CANONICAL = "admin-payment-canonical"
 ADMIN_PAYMENT_MAP = "admin-payment-map"

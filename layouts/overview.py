@@ -14,7 +14,7 @@ from dash.dash_table.Format import Format, Group, Scheme, Sign, Trim
 
 from app import access
 from layouts import ids
-from layouts.controls import field, note_area, p2p_markets
+from layouts.controls import LOADING_DELAY_MS, field, note_area, p2p_markets
 from layouts.figures import ASK, BID, DOWN, UP
 from layouts.urlstate import location, pick_many
 
@@ -79,11 +79,11 @@ def data_table(table_id: str, columns: list) -> dash_table.DataTable:
         style_data_conditional=STYLES.get(table_id, []), style_table={"overflowX": "auto"})
 
 
-def _card(title: str, note_id: str, table: dash_table.DataTable, loading_id: str) -> dbc.Card:
+def _card(title: str, note_id: str, table_id: str, columns: list) -> dbc.Card:
     return dbc.Card([dbc.CardHeader(html.H3(title, className="h6 mb-0")),
                      dbc.CardBody([note_area(note_id),
-                                   dcc.Loading(table, delay_show=400, type="dot",
-                                               id=loading_id)], className="p-2")],
+                                   dcc.Loading(data_table(table_id, columns), type="dot",
+                                               delay_show=LOADING_DELAY_MS)], className="p-2")],
                     className="mb-3")
 
 
@@ -108,14 +108,11 @@ def layout(**params: str) -> html.Div:
         location(ids.OVERVIEW_URL),
         html.H2("Overview", className="h4 mb-3"),
         filters(params),
-        _card("P2P markets", ids.OVERVIEW_MARKETS,
-              data_table(ids.OVERVIEW_MARKETS_TABLE, MARKET_COLUMNS), "overview-markets-load"),
+        _card("P2P markets", ids.OVERVIEW_MARKETS, ids.OVERVIEW_MARKETS_TABLE, MARKET_COLUMNS),
         dbc.Row([
-            dbc.Col(_card("Spot", ids.OVERVIEW_TICKERS,
-                          data_table(ids.OVERVIEW_TICKERS_TABLE, TICKER_COLUMNS),
-                          "overview-tickers-load"), xl=7),
-            dbc.Col(_card("Feed health", ids.OVERVIEW_FEEDS,
-                          data_table(ids.OVERVIEW_FEEDS_TABLE, FEED_COLUMNS),
-                          "overview-feeds-load"), xl=5),
+            dbc.Col(_card("Spot", ids.OVERVIEW_TICKERS, ids.OVERVIEW_TICKERS_TABLE,
+                          TICKER_COLUMNS), xl=7),
+            dbc.Col(_card("Feed health", ids.OVERVIEW_FEEDS, ids.OVERVIEW_FEEDS_TABLE,
+                          FEED_COLUMNS), xl=5),
         ]),
     ])

@@ -156,7 +156,7 @@ def _window(args: Mapping[str, str]) -> tuple[datetime, datetime, timedelta]:
         end = parse_time("end", args["end"]) if args.get("end") else datetime.now(UTC)
         start = parse_time("start", args["start"]) if args.get("start") else end - DEFAULT_HISTORY
     except CandleParamError as error:
-        raise _bad(error.field, str(error).split(": ", 1)[1]) from None
+        raise _bad(error.field, error.message) from None
     return start, end, timedelta(milliseconds=INTERVALS[bucket])
 
 
