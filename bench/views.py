@@ -64,9 +64,9 @@ def cluster(data_dir: Path) -> EmbeddedPostgres:
         "timescaledb.max_background_workers": "0", "max_connections": "200"})
 
 
-def cluster_url(data_dir: Path) -> str:
+def cluster_url(postgres: EmbeddedPostgres) -> str:
     """Start (or reuse) the benchmark's cluster and its migrated database."""
-    url = cluster(data_dir).ensure_running()
+    url = postgres.ensure_running()
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
@@ -174,18 +174,16 @@ def dataset_size(url: str) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark; stop the cluster afterwards unless it was already running."""
+    """Run the benchmark; stop the cluster afterwards if this run started it."""
     args = parse_args(argv)
-    server = cluster(Path(args.data_dir).absolute())
-    already_running = server.is_running()
+    postgres = cluster(Path(args.data_dir).absolute())
     try:
-        measure(args)
+        measure(args, postgres)
     finally:
-        if not already_running:
-            server.stop(force=True)
+        postgres.stop()  # a cluster that was already running is left as it was
 
 
-def measure(args: argparse.Namespace) -> None:
+def measure(args: argparse.Namespace, postgres: EmbeddedPostgres) -> None:
     """Generate or reuse the dataset, time the callbacks, then run the HTTP load."""
     logging.basicConfig(level=logging.WARNING)
     dataset = (views_data.Dataset(symbols=3, candle_days=3, markets=12, p2p_days=1, adverts=5,
@@ -193,7 +191,7 @@ def measure(args: argparse.Namespace) -> None:
                if args.small else views_data.Dataset.scaled(args.scale))
     views_pages.use(dataset)
     data_dir = Path(args.data_dir).absolute()
-    url = cluster_url(data_dir)
+    url = cluster_url(postgres)
     engine = make_engine(url)
     views_data.ensure(engine, dataset, say, GENERATORS)
     engine.dispose()

@@ -14,15 +14,15 @@ from layouts import ids
 
 SYMBOLS = Dataset().symbol_names()
 MARKETS = [str(market) for market in Dataset().p2p_markets()]
+VIEWER = {f"{ids.TZ_STORE}.data": "UTC", f"{ids.THEME_STORE}.data": "light",
+          f"{ids.LIVE}.n_intervals": 0}
+TICK = f"{ids.LIVE}.n_intervals"
 
 
 def use(dataset: Dataset) -> None:
     """Call the pages with the symbols and markets of this dataset."""
     SYMBOLS[:] = dataset.symbol_names()
     MARKETS[:] = [str(market) for market in dataset.p2p_markets()]
-VIEWER = {f"{ids.TZ_STORE}.data": "UTC", f"{ids.THEME_STORE}.data": "light",
-          f"{ids.LIVE}.n_intervals": 0}
-TICK = f"{ids.LIVE}.n_intervals"
 
 
 @dataclass(frozen=True)

@@ -5,21 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from selenium.common.exceptions import StaleElementReferenceException
-
 from layouts import ids
 from tests.browser.spot_fixtures import fake, feed, settings  # noqa: F401
+from tests.browser.views_helpers import column
 from tests.spot_support import wait_until
 from tests.views_support import backfill
-
-
-def column(dash_duo, table_id: str, name: str) -> list[str]:
-    """The texts of one column of a DataTable, top to bottom ([] while it re-renders)."""
-    try:
-        return [cell.text for cell in
-                dash_duo.find_elements(f"#{table_id} td[data-dash-column={name}]")]
-    except StaleElementReferenceException:
-        return []  # a live refresh replaced the rows mid-read: the caller polls again
 
 
 def test_ovw001_tickers_and_fresh_feeds_from_the_stream(dash_duo, start_as,

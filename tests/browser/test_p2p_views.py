@@ -11,8 +11,7 @@ from tests.browser.p2p_fixtures import (  # noqa: F401
     p2p_url,
     settings,
 )
-from tests.browser.test_overview import column
-from tests.browser.views_helpers import url_query, wait_traces
+from tests.browser.views_helpers import column, url_query, wait_traces
 from tests.spot_support import wait_until
 from tests.views_support import backfill
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.select import Select
 
 from layouts import ids
@@ -59,6 +60,15 @@ def click_point(dash_duo, graph_id: str, trace: int, index: int) -> None:
             pointIndex: i, x: data.x[i], y: data.y[i], customdata: data.customdata[i],
             data: data, fullData: gd._fullData[arguments[1]]}]});
     """, f"#{graph_id} .js-plotly-plot", trace, index)
+
+
+def column(dash_duo, table_id: str, name: str) -> list[str]:
+    """The texts of one column of a DataTable, top to bottom ([] while it re-renders)."""
+    try:
+        return [cell.text for cell in
+                dash_duo.find_elements(f"#{table_id} td[data-dash-column={name}]")]
+    except StaleElementReferenceException:
+        return []  # a live refresh replaced the rows mid-read: the caller polls again
 
 
 def choose(dash_duo, component_id: str, value: str) -> None:
