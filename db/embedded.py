@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import logging
 import os
 import pwd
@@ -78,7 +79,7 @@ class EmbeddedPostgres:
     def __init__(self, root: Path, *, timescaledb: bool = True,
                  settings: Mapping[str, str] | None = None, database: str = "p2pdash") -> None:
         self.root = Path(root).absolute()
-        self.data = self.root / "data"
+        self.data = _data_dir(self.root)
         self.database = database
         self.want_timescaledb = timescaledb
         self.extra_settings = dict(settings or {})
@@ -155,11 +156,14 @@ class EmbeddedPostgres:
 
     def _init(self) -> None:
         log.info("creating embedded PostgreSQL cluster", extra={"data_dir": str(self.data)})
+        if self.data.parent != self.root:
+            log.warning("the postgres user cannot reach %s: the embedded cluster's data lives "
+                        "in %s instead", self.root, self.data)
         password_file = self.root / "password"
         password_file.write_text(secrets.token_urlsafe(24) + "\n")
         password_file.chmod(0o600)
-        self.data.mkdir(mode=0o700, exist_ok=True)
-        pwfile = self.root / ".initdb-pw"
+        self.data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        pwfile = self.data.parent / ".initdb-pw"
         pwfile.write_text(self.password + "\n")
         self._hand_to_server_user(self.data, pwfile)
         try:
@@ -229,7 +233,7 @@ class EmbeddedPostgres:
         self._as_server_user()
         for path in paths:
             shutil.chown(path, SERVER_USER, SERVER_USER)
-        _check_traversable(self.root)
+        _check_traversable(self.data.parent)
 
     def _pg(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [*self._as_server_user(), str(self.bindir / program), *args]
@@ -238,6 +242,28 @@ class EmbeddedPostgres:
             message = (result.stderr or result.stdout).strip().splitlines()
             raise EmbeddedDatabaseError(f"{program} failed: {message[-1] if message else '?'}")
         return result
+
+
+def _traversable(path: Path) -> bool:
+    """Whether any user can reach `path` through every parent (the o+x bits); a part not
+    created yet will be, searchable."""
+    return all(os.stat(parent).st_mode & 0o001
+               for parent in [path, *path.parents] if parent.exists())
+
+
+def _data_dir(root: Path) -> Path:
+    """Where the cluster's data lives: root/data. Under root, PostgreSQL runs as `postgres`,
+    which must reach it; when root sits where it cannot (a clone in /root, or in a private
+    temporary directory), the data lives in the postgres user's home instead, in a
+    directory named after root, so the same root always finds the same cluster."""
+    if os.geteuid() != 0 or _traversable(root):
+        return root / "data"
+    try:
+        home = Path(pwd.getpwnam(SERVER_USER).pw_dir)
+    except KeyError:
+        return root / "data"  # _as_server_user says what is missing
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    return home / "p2pdash" / digest / "data"
 
 
 def _check_traversable(root: Path) -> None:

@@ -60,6 +60,24 @@ def test_start_reuse_and_stop(root):
     third.stop()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to 'postgres'")
+def test_under_root_a_private_directory_keeps_its_data_where_postgres_reaches_it(root):
+    private = root / "private"  # as a clone in /root or in a `mktemp -d` folder
+    private.mkdir(mode=0o700)
+    cluster = EmbeddedPostgres(private / "var" / "pg")
+    try:
+        url = cluster.ensure_running()
+        assert query(url, "SELECT 1") == 1
+        assert not cluster.data.is_relative_to(private), "data out of postgres's way"
+        assert (private / "var" / "pg" / "password").exists(), "the rest stays in the root"
+        again = EmbeddedPostgres(private / "var" / "pg")
+        assert again.data == cluster.data and again.ensure_running() == url, "found again"
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.data.parent, ignore_errors=True)
+    assert private.stat().st_mode & 0o777 == 0o700, "the private directory stays private"
+
+
 def test_password_is_required_and_kept_private(root):
     cluster = EmbeddedPostgres(root / "pg")
     url = cluster.ensure_running()
