@@ -1,6 +1,6 @@
 """The books the fake P2P exchange serves: replayed real captures, or a simulated market.
 
-Replay: every capture in a directory (shared/fixtures/p2p) is served for the market and side
+Replay: every capture in a directory (tests/captures/p2p) is served for the market and side
 it was captured for, advert for advert. Simulation: a book per exchange, market and side,
 priced from a spot price (USD) times a drifting fiat rate, with realistic spreads, real
 payment method identifiers and merchants, in each exchange's own advert format (the
