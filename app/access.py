@@ -20,13 +20,13 @@ from flask import Flask
 ROLES = ("kiosk", "trader", "analyst", "admin")
 EVERYONE = ROLES
 ADMINS = ("admin",)
-SCOPES = ("read", "export", "ingest")
+SCOPES = ("read", "export", "ingest", "alerts")
 # The widest API scopes a user of each role may hold (DESIGN.md section 5).
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "kiosk": (),
-    "trader": (),
-    "analyst": ("read", "export"),
-    "admin": ("read", "export", "ingest"),
+    "trader": ("alerts",),
+    "analyst": ("read", "export", "alerts"),
+    "admin": ("read", "export", "ingest", "alerts"),
 }
 
 

@@ -69,6 +69,22 @@ class IngestSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Alert evaluation and delivery (evaluated and sent by the ingest leader only)."""
+
+    enabled: bool = True
+    eval_seconds: float = 5.0
+    group_wait_seconds: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()
+    smtp_url: str | None = field(default=None, repr=False)
+    smtp_from: str = "p2pdash@localhost"
+    send_timeout_seconds: float = 10.0
+    max_attempts: int = 8
+    senders: int = 4
+    external_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated configuration of one p2pdash process."""
 
@@ -107,6 +123,7 @@ class Settings:
     secure_cookies: bool = False
     trusted_proxies: int = 0
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def is_production(self) -> bool:
@@ -164,6 +181,7 @@ def _build(values: Mapping[str, str]) -> Settings:
         endpoints={name: _base_url(name, values.get(name) or default)
                    for name, default in DEFAULT_URLS.items()},
         ingest=_ingest_settings(values),
+        alerts=_alert_settings(values),
         **_auth_settings(values),
     )
 
@@ -216,6 +234,36 @@ def _ingest_settings(values: Mapping[str, str]) -> IngestSettings:
         raise ConfigError("SPOT_RECONNECT_MAX_SECONDS: must not be below "
                           f"SPOT_RECONNECT_BASE_SECONDS ({tuning.reconnect_base_seconds:g})")
     return tuning
+
+
+def _alert_settings(values: Mapping[str, str]) -> AlertSettings:
+    """Read alert evaluation and delivery settings."""
+    smtp = (values.get("ALERTS_SMTP_URL") or "").strip() or None
+    if smtp and not re.match(r"^smtps?://[^/\s]+", smtp):
+        raise ConfigError("ALERTS_SMTP_URL: must be smtp://[USER:PASSWORD@]HOST[:PORT] "
+                          "(or smtps:// for TLS)")
+    sender = (values.get("ALERTS_SMTP_FROM") or "p2pdash@localhost").strip()
+    if not re.match(r"^[^@\s]+@[^@\s]+$", sender):
+        raise ConfigError(f"ALERTS_SMTP_FROM: {sender!r} is not an e-mail address")
+    external = (values.get("P2PDASH_EXTERNAL_URL") or "").strip().rstrip("/") or None
+    if external and not re.match(r"^https?://[^/\s]+", external):
+        raise ConfigError("P2PDASH_EXTERNAL_URL: must be an http:// or https:// URL")
+    hosts = tuple(h.strip().lower() for h in (values.get("ALERTS_WEBHOOK_ALLOWED_HOSTS") or "")
+                  .split(",") if h.strip())
+    for host in hosts:
+        if not re.match(r"^[a-z0-9*.:\[\]-]{1,255}$", host):
+            raise ConfigError(f"ALERTS_WEBHOOK_ALLOWED_HOSTS: {host!r} is not a host name "
+                              "or pattern like *.corp.example")
+    return AlertSettings(
+        enabled=_boolean(values, "ALERTS_ENABLED", True),
+        eval_seconds=_number(values, "ALERTS_EVAL_SECONDS", 5.0, 0.2, 3600),
+        group_wait_seconds=_number(values, "ALERTS_GROUP_WAIT_SECONDS", 10.0, 0, 3600),
+        allowed_hosts=hosts, smtp_url=smtp, smtp_from=sender,
+        send_timeout_seconds=_number(values, "ALERTS_SEND_TIMEOUT_SECONDS", 10.0, 0.5, 120),
+        max_attempts=_integer(values, "ALERTS_MAX_ATTEMPTS", 8, 1, 100),
+        senders=_integer(values, "ALERTS_SENDERS", 4, 1, 32),
+        external_url=external,
+    )
 
 
 def _choice(values: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     Table,
@@ -179,22 +180,78 @@ api_keys = Table(
     _ts("revoked_at"),
 )
 
+contact_points = Table(
+    "contact_points", metadata,
+    Column("id", Integer, primary_key=True),
+    # NULL: a shared contact point, added by an admin.
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    # What may be shown: the URL with its secrets masked, or the e-mail address.
+    Column("target", Text, nullable=False),
+    # A Fernet token of the URL and the signing secret (app/alerts/secrets.py).
+    Column("secret", LargeBinary, nullable=False),
+    Column("signed", Boolean, nullable=False, server_default="false"),
+    _created(),
+    _ts("updated_at", nullable=False, server_default=func.now()),
+    Column("failing", Boolean, nullable=False, server_default="false"),
+    Column("last_error", Text),
+    _ts("last_attempt_at"),
+    _ts("last_ok_at"),
+)
+
 alert_rules = Table(
     "alert_rules", metadata,
     Column("id", Integer, primary_key=True),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("name", Text, nullable=False),
     Column("metric", Text, nullable=False),
-    Column("market", JSONB, nullable=False),
+    Column("subject", JSONB, nullable=False),
+    Column("filters", JSONB, nullable=False, server_default="{}"),
     Column("condition", Text, nullable=False),
-    Column("threshold", Numeric, nullable=False),
+    Column("threshold", Numeric),
+    Column("low", Numeric),
+    Column("high", Numeric),
+    Column("window_seconds", Integer),
+    Column("direction", Text),
     Column("for_seconds", Integer, nullable=False, server_default="0"),
-    Column("cooldown_seconds", Integer, nullable=False, server_default="300"),
-    Column("state", Text, nullable=False, server_default="ok"),
-    _ts("state_since", nullable=False, server_default=func.now()),
-    Column("last_value", Numeric),
+    Column("keep_firing_for_seconds", Integer, nullable=False, server_default="0"),
+    Column("repeat_seconds", Integer, nullable=False, server_default="14400"),
+    Column("nodata_seconds", Integer),
+    Column("nodata_state", Text, nullable=False, server_default="nodata"),
+    Column("error_state", Text, nullable=False, server_default="error"),
+    Column("labels", JSONB, nullable=False, server_default="{}"),
+    Column("note", Text),
     Column("enabled", Boolean, nullable=False, server_default="true"),
+    _ts("muted_until"),
     _created(),
+    _ts("updated_at", nullable=False, server_default=func.now()),
+)
+
+alert_rule_contacts = Table(
+    "alert_rule_contacts", metadata,
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("contact_point_id", Integer, ForeignKey("contact_points.id", ondelete="CASCADE"),
+           primary_key=True),
+)
+
+alert_states = Table(
+    "alert_states", metadata,
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("state", Text, nullable=False, server_default="normal"),
+    _ts("since", nullable=False, server_default=func.now()),
+    _ts("active_since"),
+    _ts("condition_since"),
+    Column("value", Numeric),
+    _ts("data_at"),
+    Column("run_id", BigInteger),
+    Column("last_true", Boolean, nullable=False, server_default="false"),
+    _ts("evaluated_at"),
+    Column("notified", Boolean, nullable=False, server_default="false"),
+    _ts("last_notified_at"),
+    Column("error", Text),
 )
 
 alert_events = Table(
@@ -205,7 +262,53 @@ alert_events = Table(
     Column("from_state", Text, nullable=False),
     Column("to_state", Text, nullable=False),
     Column("value", Numeric),
+    Column("threshold", Text),
+    _ts("data_at"),
+    Column("run_id", BigInteger),
+    Column("silenced", Boolean, nullable=False, server_default="false"),
     Column("message", Text),
+)
+
+silences = Table(
+    "silences", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE")),
+    Column("matchers", JSONB, nullable=False, server_default="[]"),
+    _ts("starts_at", nullable=False),
+    _ts("ends_at", nullable=False),
+    Column("comment", Text),
+    _created(),
+)
+
+notification_outbox = Table(
+    "notification_outbox", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE")),
+    Column("event_id", BigInteger, ForeignKey("alert_events.id", ondelete="SET NULL")),
+    Column("contact_point_id", Integer, ForeignKey("contact_points.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("payload", JSONB, nullable=False),
+    _created(),
+    _ts("due_at", nullable=False, server_default=func.now()),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    _ts("sent_at"),
+    Column("last_error", Text),
+)
+
+notification_attempts = Table(
+    "notification_attempts", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("outbox_id", BigInteger, ForeignKey("notification_outbox.id", ondelete="CASCADE"),
+           nullable=False),
+    _ts("at", nullable=False, server_default=func.now()),
+    Column("ok", Boolean, nullable=False),
+    Column("status_code", Integer),
+    Column("response", Text),
+    Column("duration_ms", Integer),
 )
 
 audit_log = Table(

@@ -19,7 +19,7 @@ from app.config import P2PMarket, Settings
 from ingest import binance_p2p, bybit_p2p, okx_p2p
 from ingest.p2p_http import ExchangeClient, P2PFetchError
 from ingest.p2p_normalise import SIDES
-from ingest.p2p_store import Snapshot, normalise_adverts, store_snapshot
+from ingest.p2p_store import Snapshot, announce, normalise_adverts, store_snapshot
 from ingest.runs import Run
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,13 @@ def poll_market(settings: Settings, engine: Engine, market: P2PMarket) -> PollRe
     except P2PFetchError as error:
         message = f"{error.__class__.__name__}: {error}"
         run.finish("failed", error=message)
+        announce(engine, market)
         log.error("P2P poll failed", extra={"run_id": run.id, "market": str(market),
                                             "error": message})
         return PollResult(run.id, "failed", message)
     except Exception as error:
         run.finish("failed", error=f"{error.__class__.__name__}: {error}"[:1000])
         raise
-    return PollResult(run.id, run.finish())
+    status = run.finish()
+    announce(engine, market)
+    return PollResult(run.id, status)

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 
 from app.config import EXCHANGES, P2PMarket
 from ingest.p2p_normalise import SIDES, Fields, MalformedAdvert, Offer
-from ingest.p2p_store import Snapshot, store_snapshot
+from ingest.p2p_store import Snapshot, announce, store_snapshot
 from ingest.runs import start_run
 
 MAX_PUSH_BYTES = 1_048_576
@@ -147,6 +147,8 @@ def ingest_push(engine: Engine, snapshot: Snapshot, source: str = "api") -> dict
                    ) as run:
         run.add(received=len(snapshot.offers))
         result = store_snapshot(engine, run, snapshot)
+    if result.snapshot_id is not None:
+        announce(engine, snapshot.market)
     return {"run_id": run.id, "inserted": result.inserted,
             "duplicates_skipped": result.duplicates}
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, Engine, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from app.config import P2PMarket
@@ -98,6 +98,17 @@ def store_snapshot(engine: Engine, run: Run, snapshot: Snapshot) -> StoreResult:
                                  len(snapshot.offers) - merged.inserted)
     run.add(inserted=result.inserted, duplicates=result.duplicates)
     return result
+
+
+SNAPSHOT_CHANNEL = "p2pdash_snapshot"
+
+
+def announce(engine: Engine, market: P2PMarket) -> None:
+    """Tell the alert evaluator (in the ingest leader, maybe another process) that new
+    snapshots of `market` are stored: it evaluates the market's rules at once."""
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_notify(:channel, :market)"),
+                           {"channel": SNAPSHOT_CHANNEL, "market": str(market)})
 
 
 def _insert_snapshot(connection: Connection, run_id: int, snapshot: Snapshot,

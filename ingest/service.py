@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from db.engine import make_engine
+from ingest.alerts import AlertService
 from ingest.binance_rest import BinanceError, BinanceRest
 from ingest.binance_ws import SpotStream, StreamOptions
 from ingest.gaps import GapRepairer, repair_symbol
@@ -54,6 +55,11 @@ def repair_spot_gaps(settings: Settings, engine: Engine) -> None:
 DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs, p2p_jobs)
 
 
+def _alerts(settings: Settings, engine: Engine) -> AlertService | None:
+    """Alert evaluation and delivery, which run next to ingestion in the leader."""
+    return AlertService(settings, engine) if settings.alerts.enabled else None
+
+
 class _Feeds:
     """What runs while this process leads: writer, gap repairer, stream, scheduler."""
 
@@ -69,6 +75,7 @@ class _Feeds:
         self.stream = SpotStream(settings.endpoints["BINANCE_WS_URL"], settings.spot_symbols,
                                  self.writer, engine, StreamOptions.from_settings(tuning),
                                  on_connect=self.repairer.request)
+        self.alerts = _alerts(settings, engine)
         self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
         for factory in job_factories:
@@ -80,9 +87,13 @@ class _Feeds:
         self.repairer.start()
         self.stream.start()
         self.scheduler.start()
+        if self.alerts is not None:
+            self.alerts.start()
 
     def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
+        if self.alerts is not None:
+            self.alerts.stop()
         self.stream.stop()
         self.repairer.stop()
         self.writer.stop()

@@ -12,7 +12,8 @@ from db.migrate import current_revision, downgrade, head_revision, upgrade
 from db.schema import HYPERTABLES, metadata
 
 RELATIONAL = {"runs", "ingest_errors", "p2p_snapshots", "payment_methods", "users", "api_keys",
-              "alert_rules", "alert_events", "audit_log"}
+              "alert_rules", "alert_events", "audit_log", "alert_states",
+              "contact_points", "silences", "notification_outbox", "notification_attempts"}
 
 
 @pytest.fixture

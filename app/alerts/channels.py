@@ -1,0 +1,269 @@
+"""Contact point kinds: how each is checked when saved and how a notification is sent.
+
+The registry CHANNELS maps a kind to a Channel; adding a kind is one class. Kinds:
+- webhook: an http(s) URL that gets the Alertmanager webhook JSON (app/alerts/payload.py),
+  signed with HMAC-SHA256 of the body in X-P2pdash-Signature when a secret is set;
+- apprise: any Apprise URL (tgram://, mailto://, slack://, ntfy://, json://, ...);
+- email: an address, sent through the SMTP server of ALERTS_SMTP_URL (by Apprise).
+Webhook hosts (and the hosts of Apprise's own http kinds) can be limited to an allow-list
+(ALERTS_WEBHOOK_ALLOWED_HOSTS): the SSRF guard, checked on save and again on every send.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+import json
+import re
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import apprise
+import requests
+
+EMAIL = re.compile(r"^[^@\s,;]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
+HTTP_APPRISE = {"json", "jsons", "xml", "xmls", "form", "forms"}
+SIGNATURE_HEADER = "X-P2pdash-Signature"
+MAX_RESPONSE = 500
+
+
+class ContactInvalid(ValueError):
+    """A contact point that cannot be saved or sent to; `field` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Where notifications may go and how long a send may take."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    smtp_url: str | None = None
+    smtp_from: str = "p2pdash@localhost"
+    timeout_seconds: float = 10.0
+    check_reachable: bool = True
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The answer to one attempt: ok, the HTTP status when there is one, a short text,
+    how long to wait before retrying (Retry-After), and whether retrying is pointless."""
+
+    ok: bool
+    status_code: int | None = None
+    response: str = ""
+    retry_after: float | None = None
+    permanent: bool = False
+    duration_ms: int = 0
+
+    @property
+    def error(self) -> str | None:
+        """What went wrong, for the delivery log and the contact point (None when ok)."""
+        if self.ok:
+            return None
+        status = f"HTTP {self.status_code}" if self.status_code else ""
+        return ": ".join(part for part in (status, self.response) if part) or "failed"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A notification: the Alertmanager body, a title and text for chat and e-mail, and
+    the key that makes it unique (sent as Idempotency-Key)."""
+
+    payload: dict[str, Any]
+    title: str
+    body: str
+    idempotency_key: str
+
+
+def host_allowed(host: str, allowed: Sequence[str]) -> bool:
+    """Whether `host` matches the allow-list (empty: every host; '*.corp' patterns)."""
+    host = host.lower().rstrip(".")
+    return not allowed or any(fnmatch.fnmatchcase(host, pattern.lower()) for pattern in allowed)
+
+
+def _http_target(url: str, field: str, policy: Policy) -> tuple[str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ContactInvalid(field, "must be an http:// or https:// URL")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise ContactInvalid(field, "has a port that is not a number from 1 to 65535") from None
+    if not host_allowed(parts.hostname, policy.allowed_hosts):
+        raise ContactInvalid(field, f"host {parts.hostname!r} is not in the webhook "
+                                    "allow-list (ALERTS_WEBHOOK_ALLOWED_HOSTS)")
+    return parts.hostname, port
+
+
+def reachable(host: str, port: int, field: str, timeout: float = 3.0) -> None:
+    """Refuse a host that does not accept a TCP connection."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as error:
+        raise ContactInvalid(field, f"{host}:{port} is unreachable "
+                                    f"({error.strerror or error})") from None
+
+
+def redact(url: str) -> str:
+    """The URL as it may be shown again: scheme and host, the rest masked."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    tail = "/…" if (parts.path.strip("/") or parts.query) else ""
+    return f"{parts.scheme}://{host}{port}{tail}"
+
+
+def _excerpt(text: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f]", " ", text)[:MAX_RESPONSE]
+
+
+class Webhook:
+    """An Alertmanager-format JSON POST to an http(s) URL, optionally HMAC-signed."""
+
+    kind = "webhook"
+    label = "Webhook (Alertmanager JSON)"
+
+    def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
+        url = str(fields.get("url") or "").strip()
+        host, port = _http_target(url, "url", policy)
+        if policy.check_reachable:
+            reachable(host, port, "url")
+        secret = str(fields.get("secret") or "")
+        return redact(url), {"url": url, "secret": secret}
+
+    def send(self, secret: Mapping[str, Any], message: Message, policy: Policy) -> Delivery:
+        url = secret["url"]
+        _http_target(url, "url", policy)  # the allow-list may have changed since saving
+        body = json.dumps(message.payload, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "p2pdash-alerts",
+                   "Idempotency-Key": message.idempotency_key}
+        if secret.get("secret"):
+            digest = hmac.new(secret["secret"].encode(), body, hashlib.sha256).hexdigest()
+            headers[SIGNATURE_HEADER] = f"sha256={digest}"
+        started = time.monotonic()
+        try:
+            answer = requests.post(url, data=body, headers=headers,
+                                   timeout=policy.timeout_seconds, allow_redirects=False)
+        except requests.RequestException as error:
+            return Delivery(False, None, _excerpt(f"{error.__class__.__name__}: {error}"),
+                            duration_ms=_ms(started))
+        return _http_delivery(answer, started)
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value and value.strip().isdigit() and len(value.strip()) <= 6:
+        return float(value.strip())
+    return None
+
+
+def _http_delivery(answer: requests.Response, started: float) -> Delivery:
+    code = answer.status_code
+    text = _excerpt(answer.text or "")
+    if 200 <= code < 300:
+        return Delivery(True, code, text, duration_ms=_ms(started))
+    retryable = code == 429 or code >= 500 or code == 408
+    return Delivery(False, code, text, _retry_after(answer.headers.get("Retry-After")),
+                    permanent=not retryable, duration_ms=_ms(started))
+
+
+class AppriseChannel:
+    """Any Apprise URL: Telegram, Slack, Discord, ntfy, Matrix, Pushover, e-mail, JSON..."""
+
+    kind = "apprise"
+    label = "Apprise URL (Telegram, Slack, Discord, ntfy, ...)"
+
+    def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
+        url = str(fields.get("url") or "").strip()
+        if not url or len(url) > 2000:
+            raise ContactInvalid("url", "is required (an Apprise URL such as tgram://TOKEN/CHAT)")
+        if apprise.Apprise.instantiate(url) is None:
+            raise ContactInvalid("url", "is not an Apprise URL that Apprise can use")
+        scheme = urlsplit(url).scheme.lower()
+        if scheme in HTTP_APPRISE:
+            parts = urlsplit(url)
+            if not parts.hostname or not host_allowed(parts.hostname, policy.allowed_hosts):
+                raise ContactInvalid("url", f"host {parts.hostname!r} is not in the webhook "
+                                            "allow-list (ALERTS_WEBHOOK_ALLOWED_HOSTS)")
+            if policy.check_reachable:
+                secure = scheme.endswith("s")
+                reachable(parts.hostname, parts.port or (443 if secure else 80), "url")
+        return redact(url), {"url": url}
+
+    def send(self, secret: Mapping[str, Any], message: Message, policy: Policy) -> Delivery:
+        return _apprise_send(secret["url"], message, policy)
+
+
+def _apprise_send(url: str, message: Message, policy: Policy) -> Delivery:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in HTTP_APPRISE:
+        host = urlsplit(url).hostname or ""
+        if not host_allowed(host, policy.allowed_hosts):
+            return Delivery(False, None, f"host {host!r} is not in the allow-list",
+                            permanent=True)
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        return Delivery(False, None, "Apprise does not accept this URL", permanent=True)
+    started = time.monotonic()
+    ok = notifier.notify(title=message.title, body=message.body)
+    return Delivery(bool(ok), None, "delivered" if ok else "Apprise reported a failure "
+                    "(see the log for its reason)", duration_ms=_ms(started))
+
+
+class Email:
+    """An e-mail address, sent through ALERTS_SMTP_URL by Apprise's mailto plugin."""
+
+    kind = "email"
+    label = "E-mail"
+
+    def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
+        to = str(fields.get("to") or "").strip()
+        if not EMAIL.match(to):
+            raise ContactInvalid("to", "must be an e-mail address")
+        if not policy.smtp_url:
+            raise ContactInvalid("to", "no SMTP server is set (ALERTS_SMTP_URL)")
+        if policy.check_reachable:
+            parts = urlsplit(policy.smtp_url)
+            reachable(parts.hostname or "", parts.port or 25, "to")
+        return to, {"to": to}
+
+    def send(self, secret: Mapping[str, Any], message: Message, policy: Policy) -> Delivery:
+        if not policy.smtp_url:
+            return Delivery(False, None, "no SMTP server is set (ALERTS_SMTP_URL)",
+                            permanent=True)
+        return _apprise_send(mailto_url(policy.smtp_url, policy.smtp_from, secret["to"]),
+                             message, policy)
+
+
+def mailto_url(smtp_url: str, sender: str, to: str) -> str:
+    """The Apprise mailto URL for an SMTP server URL (smtp:// plain or STARTTLS on
+    demand, smtps:// TLS), a sender and a recipient."""
+    parts = urlsplit(smtp_url)
+    secure = parts.scheme == "smtps"
+    user = quote(parts.username or sender.split("@")[0], safe="")
+    password = f":{quote(parts.password, safe='')}" if parts.password else ""
+    host = parts.hostname or "localhost"
+    port = parts.port or (465 if secure else 25)
+    mode = "ssl" if secure else "insecure"
+    query = (f"smtp={host}&from={quote(sender, safe='@')}&to={quote(to, safe='@')}"
+             f"&mode={mode}")
+    domain = sender.split("@")[-1] if "@" in sender else host
+    return f"{'mailtos' if secure else 'mailto'}://{user}{password}@{domain}:{port}?{query}"
+
+
+CHANNELS: dict[str, Any] = {channel.kind: channel
+                            for channel in (Webhook(), AppriseChannel(), Email())}
