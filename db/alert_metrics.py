@@ -136,7 +136,8 @@ CLOSES_AT = sql("""
 SELECT s.symbol, c.open_time, c.close FROM unnest(:symbols) AS s (symbol)
 CROSS JOIN LATERAL (SELECT open_time, close FROM candles
                     WHERE exchange = :exchange AND symbol = s.symbol AND interval = '1m'
-                      AND open_time <= :at AND open_time > CAST(:at AS timestamptz) - interval '1 day'
+                      AND open_time <= :at
+                      AND open_time > CAST(:at AS timestamptz) - interval '1 day'
                     ORDER BY open_time DESC LIMIT 1) AS c
 """).bindparams(_SYMBOLS, bindparam("at", type_=DateTime(timezone=True)))
 
@@ -216,7 +217,7 @@ ORDER BY bucket, open_time DESC
 
 
 def close_series(engine: Engine, symbol: str, start: datetime, end: datetime,
-                 width: timedelta, exchange: str = "binance"
+                 width: timedelta, *, exchange: str = "binance"
                  ) -> list[tuple[datetime, datetime, Decimal]]:
     """The last 1m close of each bucket of `width` in [start, end): (bucket, open time,
     close), buckets aligned as time_bucket aligns them."""

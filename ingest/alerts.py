@@ -42,6 +42,7 @@ from ingest.p2p_store import SNAPSHOT_CHANNEL
 log = logging.getLogger(__name__)
 
 SPOT_NODATA_SECONDS = 60
+FULL_PASS_SECONDS = 60
 MAX_BACKOFF_SECONDS = 300
 
 
@@ -66,6 +67,7 @@ class AlertEngine:
         self.silences: list[dict[str, Any]] = []
         self.by_market: dict[str, list[int]] = {}
         self._references: dict[tuple, Any] = {}
+        self._last_full: datetime | None = None
 
     def reload(self) -> None:
         """Load the enabled rules, their stored states and the silences in force."""
@@ -95,9 +97,15 @@ class AlertEngine:
         """The timer's pass: spot and feed rules on fresh data; P2P rules on the sample
         their last snapshot gave (their value changes only with a new snapshot), for NoData,
         `for`, keep-firing and repeats."""
+        now = self.clock()
         with self.engine.connect() as connection:
-            self.silences = store.active_silences(connection, self.clock())
-        return self.evaluate(list(self.rules.values()), fresh=False)
+            self.silences = store.active_silences(connection, now)
+        # Now and then every rule is read afresh: a missed notification costs a minute.
+        fresh = self._last_full is None or \
+            (now - self._last_full).total_seconds() >= FULL_PASS_SECONDS
+        if fresh:
+            self._last_full = now
+        return self.evaluate(list(self.rules.values()), fresh=fresh)
 
     def evaluate(self, rules: Sequence[Rule], *, fresh: bool) -> store.Evaluation:
         """Evaluate `rules` now and store what changed."""
@@ -109,7 +117,7 @@ class AlertEngine:
         queried = [rule for rule in rules if rule.id not in reuse]
         samples, errors = self._read(queried, now)
         for rule in rules:
-            self._evaluate_rule(batch, rule, now, reuse, samples, errors)
+            self._evaluate_rule(batch, rule, now, reuse=reuse, samples=samples, errors=errors)
         self._persist(batch, now)
         return batch
 
@@ -154,11 +162,16 @@ class AlertEngine:
             return 3 * self.settings.p2p_poll_seconds + 30
         return SPOT_NODATA_SECONDS if kind == "spot" else None
 
-    def _observe(self, rule: Rule, state: RuleState, now: datetime, sample: Sample | None,
-                 reused: bool, error: str | None) -> Observation:
+    def _observe(self, rule: Rule, state: RuleState, now: datetime, *, sample: Sample | None,
+                 reused: bool, error: str | None) -> Observation | None:
+        """What this evaluation saw; None while a new rule waits for its first data."""
         if error is not None:
             return Observation(error=error)
         age = self.nodata_age(rule)
+        if sample is None and state.data_at is None and state.state == "normal" and \
+                state.since is not None and \
+                (now - state.since).total_seconds() < (age or SPOT_NODATA_SECONDS):
+            return None  # a rule younger than its NoData age is not "no data" yet
         if sample is None or (age is not None and (now - sample.at).total_seconds() > age):
             return Observation(stale=True, sample=sample)
         if reused:
@@ -183,13 +196,17 @@ class AlertEngine:
             self._references[key] = series[-1].value if series else None
         return self._references[key]
 
-    def _evaluate_rule(self, batch: store.Evaluation, rule: Rule, now: datetime,
+    def _evaluate_rule(self, batch: store.Evaluation, rule: Rule, now: datetime, *,
                        reuse: dict[int, Sample | None], samples: dict[int, Sample],
                        errors: dict[int, str]) -> None:
         before = self.states.get(rule.id, RuleState())
         reused = rule.id in reuse
         sample = reuse[rule.id] if reused else samples.get(rule.id)
-        observation = self._observe(rule, before, now, sample, reused, errors.get(rule.id))
+        observation = self._observe(rule, before, now, sample=sample, reused=reused,
+                                    error=errors.get(rule.id))
+        batch.evaluated.append(rule.id)
+        if observation is None:
+            return
         after = step(rule, before, now, observation)
         quiet = silenced(rule, self.silences, now)
         after, kind = plan(rule, before, after, now, silenced=quiet)
@@ -201,15 +218,15 @@ class AlertEngine:
                 value=after.value, threshold=rule.threshold_text(), data_at=after.data_at,
                 run_id=after.run_id, silenced=quiet, message=summary(rule, after)[:500]))
         if kind is not None:
-            self._queue(batch, rule, before, after, kind, now, transition)
+            self._queue(batch, rule, (before, after), kind=kind, now=now, transition=transition)
         if after != before:
             batch.states[rule.id] = after
         self.states[rule.id] = after
-        batch.evaluated.append(rule.id)
 
-    def _queue(self, batch: store.Evaluation, rule: Rule, before: RuleState,
-               after: RuleState, kind: str, now: datetime, transition: int | None) -> None:
+    def _queue(self, batch: store.Evaluation, rule: Rule, change: tuple[RuleState, RuleState],
+               *, kind: str, now: datetime, transition: int | None) -> None:
         """An outbox row per contact point; a first firing waits the group wait."""
+        before, after = change
         period = (after.active_since if after.alerting else before.active_since) or now
         prefix = f"r{rule.id}:{period.isoformat()}:"
         status = "resolved" if kind == "resolved" else "firing"

@@ -254,14 +254,14 @@ def mailto_url(smtp_url: str, sender: str, to: str) -> str:
     demand, smtps:// TLS), a sender and a recipient."""
     parts = urlsplit(smtp_url)
     secure = parts.scheme == "smtps"
-    user = quote(parts.username or sender.split("@")[0], safe="")
+    user = quote(parts.username or sender.split("@", maxsplit=1)[0], safe="")
     password = f":{quote(parts.password, safe='')}" if parts.password else ""
     host = parts.hostname or "localhost"
     port = parts.port or (465 if secure else 25)
     mode = "ssl" if secure else "insecure"
     query = (f"smtp={host}&from={quote(sender, safe='@')}&to={quote(to, safe='@')}"
              f"&mode={mode}")
-    domain = sender.split("@")[-1] if "@" in sender else host
+    domain = sender.rsplit("@", maxsplit=1)[-1] if "@" in sender else host
     return f"{'mailtos' if secure else 'mailto'}://{user}{password}@{domain}:{port}?{query}"
 
 

@@ -121,6 +121,18 @@ def _enter(state: RuleState, target: str, now: datetime) -> RuleState:
                    condition_since=condition_since)
 
 
+def _alerting_kind(rule: Rule, before: RuleState, after: RuleState,
+                   now: datetime) -> str | None:
+    if not after.notified:
+        return "firing"
+    if before.alerting and FIRING_KIND[before.state] != FIRING_KIND[after.state]:
+        return "update"
+    last = after.last_notified_at
+    if last is not None and (now - last).total_seconds() >= rule.repeat_seconds:
+        return "repeat"
+    return None
+
+
 FIRING_KIND = {FIRING: FIRING, RECOVERING: FIRING, NODATA: NODATA, ERROR: ERROR}
 
 
@@ -131,16 +143,10 @@ def plan(rule: Rule, before: RuleState, after: RuleState, now: datetime, *,
     (still alerting after the repeat interval), "resolved", or None; and the state with
     its notification marks. Silenced rules notify nothing (their transitions are stored)."""
     if after.alerting:
-        if silenced:
+        kind = None if silenced else _alerting_kind(rule, before, after, now)
+        if kind is None:
             return after, None
-        if not after.notified:
-            return replace(after, notified=True, last_notified_at=now), "firing"
-        if before.alerting and FIRING_KIND[before.state] != FIRING_KIND[after.state]:
-            return replace(after, last_notified_at=now), "update"
-        last = after.last_notified_at
-        if last is not None and (now - last).total_seconds() >= rule.repeat_seconds:
-            return replace(after, last_notified_at=now), "repeat"
-        return after, None
+        return replace(after, notified=True, last_notified_at=now), kind
     if before.alerting and after.notified:
         return replace(after, notified=False), None if silenced else "resolved"
     return (replace(after, notified=False) if after.notified else after), None

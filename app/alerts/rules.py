@@ -182,13 +182,7 @@ def _subject(check: _Checker, metric_name: str, catalog: Catalog) -> Subject:
     if "market" in needs:
         market = _market(check, "market", catalog, required=True)
     if "other" in needs:
-        other = _market(check, "other", catalog, required=True)
-        if market and other:
-            if market == other:
-                check.fail("other", "must be another exchange's market than market")
-            elif (market_of(market).asset, market_of(market).fiat) != (
-                    market_of(other).asset, market_of(other).fiat):
-                check.fail("other", "must trade the same asset and fiat as market")
+        other = _other_market(check, market, catalog)
     if "symbol" in needs:
         symbol = _symbol(check, catalog, required=True)
     if "market|symbol" in needs:
@@ -202,6 +196,18 @@ def _subject(check: _Checker, metric_name: str, catalog: Catalog) -> Subject:
         _premium_sources(check, market, catalog)
     filters = _filters(check, metric.filters)
     return Subject(market=market, other=other, symbol=symbol, window_seconds=window, **filters)
+
+
+def _other_market(check: _Checker, market: str | None, catalog: Catalog) -> str | None:
+    """The second market of a cross-exchange rule: another exchange, same asset and fiat."""
+    other = _market(check, "other", catalog, required=True)
+    if market and other:
+        if market == other:
+            check.fail("other", "must be another exchange's market than market")
+        elif (market_of(market).asset, market_of(market).fiat) != (
+                market_of(other).asset, market_of(other).fiat):
+            check.fail("other", "must trade the same asset and fiat as market")
+    return other
 
 
 def _market(check: _Checker, name: str, catalog: Catalog, *, required: bool) -> str | None:
@@ -291,13 +297,7 @@ def _condition(check: _Checker, metric_name: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"condition": name, "threshold": None, "low": None, "high": None,
                            "window_seconds": None, "direction": None}
     if spec.band:
-        low, high = check.number("low"), check.number("high")
-        for key, value in (("low", low), ("high", high)):
-            if value is None and not any(e["field"] == key for e in check.errors):
-                check.fail(key, f"is required for the {name} condition")
-        if low is not None and high is not None and low > high:
-            check.fail("low", "must not be above high")
-        out.update(low=low, high=high)
+        out.update(_band(check, name))
         return out
     threshold = check.number("threshold")
     if threshold is None and not any(e["field"] == "threshold" for e in check.errors):
@@ -311,6 +311,16 @@ def _condition(check: _Checker, metric_name: str | None) -> dict[str, Any]:
         out["window_seconds"] = check.seconds("window_seconds", 60, 30 * 86400, 3600)
         out["direction"] = check.choice("direction", DIRECTIONS, "either")
     return out
+
+
+def _band(check: _Checker, name: str) -> dict[str, Decimal | None]:
+    low, high = check.number("low"), check.number("high")
+    for key, value in (("low", low), ("high", high)):
+        if value is None and not any(e["field"] == key for e in check.errors):
+            check.fail(key, f"is required for the {name} condition")
+    if low is not None and high is not None and low > high:
+        check.fail("low", "must not be above high")
+    return {"low": low, "high": high}
 
 
 def _evaluation(check: _Checker, metric_name: str | None, catalog: Catalog) -> dict[str, Any]:

@@ -344,7 +344,7 @@ def send_test_contact(engine: Engine, settings: Settings, actor: Actor,
     message = test_message(settings, _sample_rule(actor), RuleState(state="firing"),
                            contact.name, key)
     result = deliver(engine, settings, contact, message)
-    _log_test(engine, None, contact_id, key, message, result)
+    _log_test(engine, None, contact_id, key, message=message, result=result)
     return result
 
 
@@ -362,12 +362,12 @@ def send_test_rule(engine: Engine, settings: Settings, actor: Actor,
         key = f"test:rule:{rule_id}:{contact_id}:{datetime.now(UTC).timestamp()}"
         message = test_message(settings, row.rule, row.state, contact.name, key)
         result = deliver(engine, settings, contact, message)
-        _log_test(engine, rule_id, contact_id, key, message, result)
+        _log_test(engine, rule_id, contact_id, key, message=message, result=result)
         results.append((contact.name, result))
     return results
 
 
-def _log_test(engine: Engine, rule_id: int | None, contact_id: int, key: str,
+def _log_test(engine: Engine, rule_id: int | None, contact_id: int, key: str, *,
               message: channels.Message, result: channels.Delivery) -> None:
     from db.schema import notification_outbox
 

@@ -295,8 +295,8 @@ def test_filtered_rules_read_the_same_numbers_as_the_views(engine, settings, tra
     assert view["best_ask"] == Decimal("995")
     for name, key in (("p2p.best_ask", "best_ask"), ("p2p.best_bid", "best_bid"),
                       ("p2p.spread_pct", "spread_pct"), ("p2p.liquidity_ask", "ask_liquidity")):
-        if view[key] is None:
-            assert alerts.states[rules[name]].state == "nodata"
+        if view[key] is None:  # no advert passes the filters: no data (after a grace)
+            assert alerts.states[rules[name]].value is None
         else:
             assert alerts.states[rules[name]].value == view[key], name
 
@@ -375,3 +375,14 @@ def test_states_survive_a_new_evaluator(engine, settings, trader, clock):
     again.evaluate_all()
     assert again.states[rule_id].state == "firing"
     assert states(engine, rule_id) == [("normal", "firing")]
+
+
+def test_a_new_rule_waits_its_nodata_age_for_a_first_value(engine, settings, trader, clock):
+    rule_id = make_rule(engine, settings, trader, nodata_seconds=120)
+    alerts, _ = evaluator(settings, engine, clock)
+    clock.now = store.get_rule(engine, rule_id).state.since
+    alerts.evaluate_all()
+    assert alerts.states[rule_id].state == "normal"
+    clock.advance(121)
+    alerts.evaluate_all()
+    assert alerts.states[rule_id].state == "nodata"
