@@ -412,8 +412,8 @@ def active_silences(connection: Connection, now: datetime) -> list[dict[str, Any
 
 # ---- outbox and delivery log -------------------------------------------------------------
 
-def claim_due(connection: Connection, now: datetime) -> Any:
-    """Lock one due pending notification (skipping rows other senders hold), or None."""
+def claim_due(connection: Connection, now: datetime, limit: int = 1) -> list[Any]:
+    """Lock up to `limit` due pending notifications (skipping rows other senders hold)."""
     o = notification_outbox.c
     earlier = notification_outbox.alias("earlier")
     # A rule's notifications to one contact point go out in order: a resolved never
@@ -423,14 +423,20 @@ def claim_due(connection: Connection, now: datetime) -> Any:
         earlier.c.contact_point_id == o.contact_point_id, earlier.c.id < o.id).exists())
     return connection.execute(
         select(notification_outbox).where(o.status == "pending", o.due_at <= now, ~before)
-        .order_by(o.due_at, o.id).limit(1).with_for_update(skip_locked=True)).first()
+        .order_by(o.due_at, o.id).limit(limit).with_for_update(skip_locked=True)).all()
 
 
 def record_attempt(connection: Connection, outbox_id: int, *, ok: bool, status_code: int | None,
                    response: str, duration_ms: int) -> None:
-    connection.execute(insert(notification_attempts).values(
-        outbox_id=outbox_id, ok=ok, status_code=status_code, response=response[:500],
-        duration_ms=duration_ms))
+    record_attempts(connection, [{"outbox_id": outbox_id, "ok": ok, "status_code": status_code,
+                                  "response": response, "duration_ms": duration_ms}])
+
+
+def record_attempts(connection: Connection, attempts: Sequence[Mapping[str, Any]]) -> None:
+    """Log delivery attempts: outbox_id, ok, status_code, response, duration_ms each."""
+    if attempts:
+        connection.execute(insert(notification_attempts),
+                           [{**item, "response": item["response"][:500]} for item in attempts])
 
 
 def finish_outbox(connection: Connection, outbox_id: int, *, status: str,

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 SPOT_NODATA_SECONDS = 60
 FULL_PASS_SECONDS = 60
+# Notifications one sender claims per transaction (their rows stay locked while it sends).
+SEND_BATCH = 20
+SEND_BATCH_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 300
 
 
@@ -268,20 +271,31 @@ class Sender:
         self.clock = clock
 
     def send_one(self) -> bool:
-        """Deliver the next due notification; False when none is due."""
+        """Deliver the next due notifications (a small batch); False when none is due."""
         with self.engine.begin() as connection:
-            row = store.claim_due(connection, self.clock())
-            if row is None:
+            rows = store.claim_due(connection, self.clock(), SEND_BATCH)
+            if not rows:
                 return False
-            contact = store.contact_secret(connection, row.contact_point_id)
-            title, body = text_of(row.payload)
-            message = Message(row.payload, title, body, row.idempotency_key)
-            result = send_to(self.settings, contact, message)
-            store.record_attempt(connection, row.id, ok=result.ok,
-                                 status_code=result.status_code, response=result.response,
-                                 duration_ms=result.duration_ms)
-            store.mark_contact(connection, contact.id, result.ok, result.error)
-            self._finish(connection, row, result)
+            contacts: dict[int, Any] = {}
+            attempts, outcome = [], {}
+            started = time.monotonic()
+            for row in rows:
+                if time.monotonic() - started > SEND_BATCH_SECONDS:
+                    break  # a slow receiver: the rest go back to the queue, unlocked
+                if row.contact_point_id not in contacts:
+                    contacts[row.contact_point_id] = store.contact_secret(
+                        connection, row.contact_point_id)
+                title, body = text_of(row.payload)
+                message = Message(row.payload, title, body, row.idempotency_key)
+                result = send_to(self.settings, contacts[row.contact_point_id], message)
+                attempts.append({"outbox_id": row.id, "ok": result.ok,
+                                 "status_code": result.status_code,
+                                 "response": result.response, "duration_ms": result.duration_ms})
+                outcome[row.contact_point_id] = result
+                self._finish(connection, row, result)
+            store.record_attempts(connection, attempts)
+            for contact_id, result in sorted(outcome.items()):
+                store.mark_contact(connection, contact_id, result.ok, result.error)
         return True
 
     def _finish(self, connection: Any, row: Any, result: Any) -> None:
@@ -373,7 +387,9 @@ class AlertService:
         period = self.settings.alerts.eval_seconds
         next_tick = time.monotonic() + period
         while not self._stopping.is_set():
-            markets, reload = self._notifications(connection, next_tick - time.monotonic())
+            # Wake at least every second, so stop() is never kept waiting.
+            wait = min(1.0, next_tick - time.monotonic())
+            markets, reload = self._notifications(connection, wait)
             if reload:
                 self.engine.reload()
             if markets:

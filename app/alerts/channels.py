@@ -17,6 +17,7 @@ import hmac
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -153,12 +154,24 @@ class Webhook:
             headers[SIGNATURE_HEADER] = f"sha256={digest}"
         started = time.monotonic()
         try:
-            answer = requests.post(url, data=body, headers=headers,
-                                   timeout=policy.timeout_seconds, allow_redirects=False)
+            answer = _session().post(url, data=body, headers=headers,
+                                     timeout=policy.timeout_seconds, allow_redirects=False)
         except requests.RequestException as error:
             return Delivery(False, None, _excerpt(f"{error.__class__.__name__}: {error}"),
                             duration_ms=_ms(started))
         return _http_delivery(answer, started)
+
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    """This thread's HTTP session: a sender reuses its connections (keep-alive)."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+        session.trust_env = False  # never route notifications through a proxy from the env
+    return session
 
 
 def _ms(started: float) -> int:

@@ -9,6 +9,7 @@ marked failing with a message that says so, and must be entered again.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 
@@ -21,6 +22,7 @@ class SecretUnreadable(ValueError):
     """A stored secret that this SECRET_KEY cannot decrypt."""
 
 
+@functools.lru_cache(maxsize=4)
 def _fernet(secret_key: str) -> Fernet:
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"p2pdash",
                info=b"p2pdash contact point secrets").derive(secret_key.encode())
