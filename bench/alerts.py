@@ -27,7 +27,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -168,7 +168,7 @@ def rule_data(index: int, markets: list[P2PMarket], symbols: list[str],
     return {"name": f"rule {index}", **data}
 
 
-def seed_rules(engine: Engine, settings, count: int, markets: list[P2PMarket],
+def seed_rules(engine: Engine, settings, count: int, markets: list[P2PMarket], *,
                symbols: list[str], hook_url: str) -> tuple[list[int], int]:
     """`count` rules over 20 users, plus one 'hot' best-ask rule per market that notifies
     the receiver; the hot rules' ids and the contact point's id."""
@@ -321,8 +321,8 @@ def main() -> None:
             "P2P_MARKETS": ",".join(str(m) for m in markets), "SPOT_SYMBOLS": ",".join(symbols),
             "ALERTS_GROUP_WAIT_SECONDS": "0", "ALERTS_EVAL_SECONDS": "5"}, env_file=None)
         seed_data(engine, markets, symbols)
-        _hot, contact = seed_rules(engine, settings, args.rules, markets, symbols,
-                                   receiver.url)
+        _hot, contact = seed_rules(engine, settings, args.rules, markets, symbols=symbols,
+                                   hook_url=receiver.url)
         evaluation = bench_evaluation(engine, settings, markets, args.rounds)
         latencies = bench_latency(engine, settings, markets, receiver, args.crossings)
         rates = bench_throughput(engine, settings, contact, receiver, args.notifications)
