@@ -111,7 +111,26 @@ def update_rule(connection: Connection, rule_id: int, columns: Mapping[str, Any]
     connection.execute(update(alert_rules).where(alert_rules.c.id == rule_id)
                        .values(updated_at=func.now(), **_rule_columns(columns)))
     _set_contacts(connection, rule_id, contact_ids)
+    if not columns.get("enabled", True):
+        _pause(connection, rule_id)
     notify_rules_changed(connection)
+
+
+PAUSE = text("""
+WITH old AS (SELECT state FROM alert_states WHERE rule_id = :rule AND state <> 'normal'
+             FOR UPDATE),
+paused AS (
+    UPDATE alert_states SET state = 'normal', since = now(), active_since = NULL,
+           condition_since = NULL, notified = false, last_true = false
+    WHERE rule_id = :rule AND state <> 'normal' RETURNING rule_id)
+INSERT INTO alert_events (rule_id, from_state, to_state, message)
+SELECT :rule, old.state, 'normal', 'paused: the rule was disabled' FROM old
+""")
+
+
+def _pause(connection: Connection, rule_id: int) -> None:
+    """A disabled rule is no longer alerting; its history says why."""
+    connection.execute(PAUSE, {"rule": rule_id})
 
 
 def delete_rule(connection: Connection, rule_id: int) -> None:
@@ -184,7 +203,8 @@ def firing_count(engine: Engine, user_id: int | None) -> int:
     """How many of a user's rules (None: all) are alerting now."""
     statement = (select(func.count()).select_from(alert_states)
                  .join(alert_rules, alert_rules.c.id == alert_states.c.rule_id)
-                 .where(alert_states.c.state.in_(("firing", "recovering", "nodata", "error"))))
+                 .where(alert_states.c.state.in_(("firing", "recovering", "nodata", "error")),
+                        alert_rules.c.enabled))
     if user_id is not None:
         statement = statement.where(alert_rules.c.user_id == user_id)
     with engine.connect() as connection:

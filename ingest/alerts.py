@@ -342,6 +342,13 @@ class AlertService:
                                            daemon=True)
                           for n in range(settings.alerts.senders)]
 
+    def status(self) -> dict[str, Any]:
+        """Rules evaluated and alerting now, for health pages."""
+        states = list(self.engine.states.values())
+        return {"rules": len(self.engine.rules),
+                "alerting": sum(1 for state in states if state.alerting),
+                "evaluator_alive": self._threads[0].is_alive()}
+
     def start(self) -> AlertService:
         for thread in self._threads:
             thread.start()

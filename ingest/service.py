@@ -142,7 +142,8 @@ class IngestService:
                 "stream": [{"symbols": len(c.symbols), "sessions": c.stats.sessions,
                             "frames": c.stats.frames, "malformed": c.stats.malformed,
                             "last_end": c.stats.last_end} for c in feeds.stream.connections],
-                "jobs": sorted(job.id for job in feeds.scheduler.get_jobs())}
+                "jobs": sorted(job.id for job in feeds.scheduler.get_jobs()),
+                "alerts": feeds.alerts.status() if feeds.alerts is not None else None}
 
     def _start_feeds(self) -> None:
         with self._lock:

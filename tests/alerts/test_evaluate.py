@@ -386,3 +386,17 @@ def test_a_new_rule_waits_its_nodata_age_for_a_first_value(engine, settings, tra
     clock.advance(121)
     alerts.evaluate_all()
     assert alerts.states[rule_id].state == "nodata"
+
+
+def test_disabling_a_firing_rule_ends_its_alerting_and_says_so(engine, settings, trader, clock):
+    rule_id = make_rule(engine, settings, trader)
+    alerts, _ = evaluator(settings, engine, clock)
+    simple_book(engine, MARKET, clock.now, "990", "980")
+    alerts.evaluate_all()
+    assert store.firing_count(engine, trader.user_id) == 1
+    service.update_rule(engine, settings, trader, rule_id, {"enabled": False})
+    assert store.get_rule(engine, rule_id).state.state == "normal"
+    assert store.firing_count(engine, trader.user_id) == 0
+    assert store.events(engine, rule_id=rule_id)[0]["message"] == "paused: the rule was disabled"
+    alerts.evaluate_all()
+    assert rule_id not in alerts.rules
