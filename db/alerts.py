@@ -14,7 +14,26 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    Numeric,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from app.alerts.machine import RuleState
@@ -268,17 +287,39 @@ def withdraw_firing(connection: Connection, rule_id: int, key_prefix: str,
     return result.rowcount
 
 
+# Thousands of states in one statement of arrays (a VALUES list would run out of the
+# protocol's 65,535 parameters at about 5,000 rules).
+UPSERT_STATES = text("""
+INSERT INTO alert_states (rule_id, state, since, active_since, condition_since, value, data_at,
+                          run_id, last_true, notified, last_notified_at, error, evaluated_at)
+SELECT s.*, :now FROM unnest(:rule_id, :state, :since, :active_since, :condition_since,
+                             :value, :data_at, :run_id, :last_true, :notified,
+                             :last_notified_at, :error) AS s
+ON CONFLICT (rule_id) DO UPDATE SET
+    state = excluded.state, since = excluded.since, active_since = excluded.active_since,
+    condition_since = excluded.condition_since, value = excluded.value,
+    data_at = excluded.data_at, run_id = excluded.run_id, last_true = excluded.last_true,
+    notified = excluded.notified, last_notified_at = excluded.last_notified_at,
+    error = excluded.error, evaluated_at = excluded.evaluated_at
+""").bindparams(
+    bindparam("rule_id", type_=ARRAY(Integer)), bindparam("state", type_=ARRAY(Text)),
+    bindparam("since", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("active_since", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("condition_since", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("value", type_=ARRAY(Numeric)),
+    bindparam("data_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("run_id", type_=ARRAY(BigInteger)), bindparam("last_true", type_=ARRAY(Boolean)),
+    bindparam("notified", type_=ARRAY(Boolean)),
+    bindparam("last_notified_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("error", type_=ARRAY(Text)), bindparam("now", type_=DateTime(timezone=True)))
+
+
 def save_evaluation(connection: Connection, batch: Evaluation, now: datetime) -> None:
     """Store a pass's state changes, transitions and notifications (one transaction)."""
     if batch.states:
-        rows = [{"rule_id": rule_id, **{column: getattr(state, column)
-                                         for column in STATE_COLUMNS}, "evaluated_at": now}
-                for rule_id, state in batch.states.items()]
-        statement = pg_insert(alert_states).values(rows)
-        connection.execute(statement.on_conflict_do_update(
-            index_elements=["rule_id"],
-            set_={column: statement.excluded[column]
-                  for column in (*STATE_COLUMNS, "evaluated_at")}))
+        params = {column: [getattr(state, column) for state in batch.states.values()]
+                  for column in STATE_COLUMNS}
+        connection.execute(UPSERT_STATES, {**params, "rule_id": list(batch.states), "now": now})
     event_ids: list[int] = []
     if batch.transitions:
         event_ids = list(connection.scalars(
@@ -290,8 +331,8 @@ def save_evaluation(connection: Connection, batch: Evaluation, now: datetime) ->
                  "payload": item.payload, "due_at": item.due_at,
                  "event_id": event_ids[item.transition] if item.transition is not None
                  else None} for item in batch.outgoing]
-        connection.execute(pg_insert(notification_outbox).values(rows)
-                           .on_conflict_do_nothing(index_elements=["idempotency_key"]))
+        connection.execute(pg_insert(notification_outbox)
+                           .on_conflict_do_nothing(index_elements=["idempotency_key"]), rows)
 
 
 def touch_evaluated(connection: Connection, rule_ids: Sequence[int], now: datetime) -> None:

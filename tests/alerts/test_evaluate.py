@@ -400,3 +400,17 @@ def test_disabling_a_firing_rule_ends_its_alerting_and_says_so(engine, settings,
     assert store.events(engine, rule_id=rule_id)[0]["message"] == "paused: the rule was disabled"
     alerts.evaluate_all()
     assert rule_id not in alerts.rules
+
+
+def test_thousands_of_states_are_saved_in_one_pass(engine, trader, clock):
+    with engine.begin() as connection:
+        ids = list(connection.scalars(text(
+            "INSERT INTO alert_rules (user_id, name, metric, subject, condition, threshold) "
+            "SELECT :u, 'r' || n, 'p2p.best_ask', '{\"market\": \"binance:USDT/ARS\"}', '<', 1 "
+            "FROM generate_series(1, 7000) AS n RETURNING id"), {"u": trader.user_id}))
+    batch = store.Evaluation(states={
+        rule_id: store.RuleState(state="firing", since=clock.now, value=Decimal("1.5"))
+        for rule_id in ids})
+    with engine.begin() as connection:
+        store.save_evaluation(connection, batch, clock.now)
+    assert store.firing_count(engine, trader.user_id) == 7000
