@@ -34,18 +34,22 @@ ROLE_SCOPES: dict[str, tuple[str, ...]] = {
 class Rule:
     """One access rule.
 
-    kind: "public" (anyone), "user" (a signed-in user of `roles`), "api" (an API key,
-    with `scope` unless None), "callbacks" (the Dash callback route: per-callback rules),
-    "pages" (Dash page routes: per-page roles from the page registry).
+    kind: "public" (anyone), "user" (a signed-in user of `roles`), "api" (an API key
+    holding one of `scopes`; any key when there are none), "callbacks" (the Dash callback
+    route: per-callback rules), "pages" (Dash page routes: per-page roles from the page registry).
     """
 
     kind: str
     roles: frozenset[str] = frozenset()
-    scope: str | None = None
+    scopes: frozenset[str] = frozenset()
 
     def admits(self, role: str | None) -> bool:
         """Whether a signed-in user with `role` passes a "user" rule."""
         return role is not None and role in self.roles
+
+    def grants(self, held: Iterable[str]) -> bool:
+        """Whether a key holding the scopes `held` passes an "api" rule."""
+        return not self.scopes or bool(self.scopes & set(held))
 
 
 PUBLIC = Rule("public")
@@ -98,11 +102,12 @@ def public(view: Callable) -> Callable:
     return _mark(PUBLIC)(view)
 
 
-def api_key(scope: str | None = None) -> Callable[[Callable], Callable]:
-    """Let a valid API key call the decorated view; with `scope`, only keys holding it."""
-    if scope is not None and scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
-    return _mark(Rule("api", scope=scope))
+def api_key(*scopes: str) -> Callable[[Callable], Callable]:
+    """Let a valid API key call the decorated view; with scopes, only keys holding one."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scope {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+    return _mark(Rule("api", scopes=frozenset(scopes)))
 
 
 def _roles(roles: Iterable[str]) -> frozenset[str]:

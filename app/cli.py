@@ -127,6 +127,9 @@ from app.cli_users import keys_group, users_group  # noqa: E402  (after cli exis
 
 cli.add_command(users_group)
 cli.add_command(keys_group)
+from app.cli_alerts import alerts_group  # noqa: E402  (after cli exists)
+
+cli.add_command(alerts_group)
 from app.cli_demo import demo_command  # noqa: E402  (after cli exists)
 
 cli.add_command(demo_command)

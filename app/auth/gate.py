@@ -109,10 +109,11 @@ def _check_api(rule: access.Rule):
     except SQLAlchemyError:
         return error_response(503, "database_unreachable", "cannot check the key now")
     g.api_principal = principal
-    if rule.scope is not None and rule.scope not in principal.scopes:
+    if not rule.grants(principal.scopes):
+        required = sorted(rule.scopes)
         return error_response(403, "insufficient_scope",
-                              f"this route needs the {rule.scope!r} scope",
-                              {"required": rule.scope, "granted": list(principal.scopes)})
+                              f"this route needs the {' or '.join(map(repr, required))} scope",
+                              {"required": required, "granted": list(principal.scopes)})
     wait = throttle.current().api_retry_after(principal.key_id)
     if wait is not None:
         return error_response(429, "rate_limited", f"too many calls; retry in {wait} s",
