@@ -28,6 +28,8 @@ import apprise
 import requests
 
 EMAIL = re.compile(r"^[^@\s,;]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
+MAX_URL = 2000
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 HTTP_APPRISE = {"json", "jsons", "xml", "xmls", "form", "forms"}
 SIGNATURE_HEADER = "X-P2pdash-Signature"
 MAX_RESPONSE = 500
@@ -92,14 +94,20 @@ def host_allowed(host: str, allowed: Sequence[str]) -> bool:
 
 
 def _http_target(url: str, field: str, policy: Policy) -> tuple[str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise ContactInvalid(field, "must be an http:// or https:// URL")
+    if len(url) > MAX_URL or CONTROL.search(url):
+        raise ContactInvalid(field, f"must be a URL of at most {MAX_URL} characters, "
+                                    "without control characters")
     try:
-        port = parts.port or (443 if scheme == "https" else 80)
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
     except ValueError:
-        raise ContactInvalid(field, "has a port that is not a number from 1 to 65535") from None
+        raise ContactInvalid(field, "is not a URL (or its port is not a number from 1 to "
+                                    "65535)") from None
+    if scheme not in ("http", "https") or not host:
+        raise ContactInvalid(field, "must be an http:// or https:// URL")
+    if port == 0:
+        raise ContactInvalid(field, "has a port that is not a number from 1 to 65535")
+    port = port or (443 if scheme == "https" else 80)
     if not host_allowed(parts.hostname, policy.allowed_hosts):
         raise ContactInvalid(field, f"host {parts.hostname!r} is not in the webhook "
                                     "allow-list (ALERTS_WEBHOOK_ALLOWED_HOSTS)")
@@ -111,18 +119,29 @@ def reachable(host: str, port: int, field: str, timeout: float = 3.0) -> None:
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
-    except OSError as error:
-        raise ContactInvalid(field, f"{host}:{port} is unreachable "
-                                    f"({error.strerror or error})") from None
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or error.__class__.__name__
+        raise ContactInvalid(field, f"{host}:{port} is unreachable ({reason})") from None
 
 
 def redact(url: str) -> str:
     """The URL as it may be shown again: scheme and host, the rest masked."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a URL)"
     tail = "/…" if (parts.path.strip("/") or parts.query) else ""
     return f"{parts.scheme}://{host}{port}{tail}"
+
+
+def _without_url(text: str, url: str) -> str:
+    """An error text with the URL's path and query (where tokens live) masked."""
+    parts = urlsplit(url)
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    for secret in sorted({url, tail, parts.query} - {"", "/"}, key=len, reverse=True):
+        text = text.replace(secret, "…")
+    return _excerpt(re.sub(r"(url: )\S+", r"\1…", text))
 
 
 def _excerpt(text: str) -> str:
@@ -136,12 +155,13 @@ class Webhook:
     label = "Webhook (Alertmanager JSON)"
 
     def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
-        url = str(fields.get("url") or "").strip()
+        url = fields.get("url")
+        url = url.strip() if isinstance(url, str) else ""
         host, port = _http_target(url, "url", policy)
         if policy.check_reachable:
             reachable(host, port, "url")
-        secret = str(fields.get("secret") or "")
-        return redact(url), {"url": url, "secret": secret}
+        secret = fields.get("secret")
+        return redact(url), {"url": url, "secret": secret if isinstance(secret, str) else ""}
 
     def send(self, secret: Mapping[str, Any], message: Message, policy: Policy) -> Delivery:
         url = secret["url"]
@@ -157,8 +177,8 @@ class Webhook:
             answer = _session().post(url, data=body, headers=headers,
                                      timeout=policy.timeout_seconds, allow_redirects=False)
         except requests.RequestException as error:
-            return Delivery(False, None, _excerpt(f"{error.__class__.__name__}: {error}"),
-                            duration_ms=_ms(started))
+            return Delivery(False, None, _without_url(f"{error.__class__.__name__}: {error}",
+                                                      url), duration_ms=_ms(started))
         return _http_delivery(answer, started)
 
 
@@ -201,20 +221,25 @@ class AppriseChannel:
     label = "Apprise URL (Telegram, Slack, Discord, ntfy, ...)"
 
     def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
-        url = str(fields.get("url") or "").strip()
-        if not url or len(url) > 2000:
-            raise ContactInvalid("url", "is required (an Apprise URL such as tgram://TOKEN/CHAT)")
+        url = fields.get("url")
+        url = url.strip() if isinstance(url, str) else ""
+        if not url or len(url) > MAX_URL or CONTROL.search(url):
+            raise ContactInvalid("url", "is required (an Apprise URL such as tgram://TOKEN/CHAT, "
+                                        f"at most {MAX_URL} characters)")
         if apprise.Apprise.instantiate(url) is None:
             raise ContactInvalid("url", "is not an Apprise URL that Apprise can use")
-        scheme = urlsplit(url).scheme.lower()
-        if scheme in HTTP_APPRISE:
+        try:
             parts = urlsplit(url)
+            scheme, port = parts.scheme.lower(), parts.port
+        except ValueError:
+            raise ContactInvalid("url", "is not a URL") from None
+        if scheme in HTTP_APPRISE:
             if not parts.hostname or not host_allowed(parts.hostname, policy.allowed_hosts):
                 raise ContactInvalid("url", f"host {parts.hostname!r} is not in the webhook "
                                             "allow-list (ALERTS_WEBHOOK_ALLOWED_HOSTS)")
             if policy.check_reachable:
                 secure = scheme.endswith("s")
-                reachable(parts.hostname, parts.port or (443 if secure else 80), "url")
+                reachable(parts.hostname, port or (443 if secure else 80), "url")
         return redact(url), {"url": url}
 
     def send(self, secret: Mapping[str, Any], message: Message, policy: Policy) -> Delivery:
@@ -244,7 +269,8 @@ class Email:
     label = "E-mail"
 
     def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
-        to = str(fields.get("to") or "").strip()
+        to = fields.get("to")
+        to = to.strip() if isinstance(to, str) else ""
         if not EMAIL.match(to):
             raise ContactInvalid("to", "must be an e-mail address")
         if not policy.smtp_url:

@@ -136,24 +136,30 @@ def _draft(settings: Settings, data: Any):
         raise AlertError(422, "the rule is not valid", invalid.errors) from None
 
 
-def _contact_ids(engine: Engine, settings: Settings, actor: Actor, rule_name: str,
-                 notify: list[int | str]) -> list[int]:
-    """Contact point ids for a rule's `notify`: visible ids, or URLs saved as new points."""
+def _notify_targets(engine: Engine, settings: Settings, actor: Actor, rule_name: str,
+                    notify: list[int | str]) -> list[int | PreparedContact]:
+    """Check a rule's `notify` whole before anything is stored: visible contact point ids,
+    and URLs checked as new contact points (stored with the rule, in its transaction)."""
     visible = {c["id"] for c in store.contacts(engine, actor.user_id, everyone=actor.is_admin)}
-    ids = []
+    out: list[int | PreparedContact] = []
     for number, item in enumerate(notify, start=1):
         if isinstance(item, int):
             if item not in visible:
                 raise AlertError(422, "the rule is not valid", [
                     {"field": "notify", "message": f"contact point {item} does not exist"}])
-            ids.append(item)
+            out.append(item)
         else:
             kind = "webhook" if item.lower().startswith(("http://", "https://")) else "apprise"
-            created = create_contact(engine, settings, actor, {
+            out.append(check_contact(settings, actor, {
                 "name": f"{rule_name} #{number}"[:100], "kind": kind, "url": item},
-                field_prefix="notify")
-            ids.append(created["id"])
-    return ids
+                field_prefix="notify"))
+    return out
+
+
+def _store_targets(connection: Any, settings: Settings, actor: Actor,
+                   targets: list[int | PreparedContact]) -> list[int]:
+    return [target if isinstance(target, int) else
+            _store_contact(connection, settings, actor, target) for target in targets]
 
 
 def create_rule(engine: Engine, settings: Settings, actor: Actor, data: Any) -> store.RuleRow:
@@ -162,8 +168,9 @@ def create_rule(engine: Engine, settings: Settings, actor: Actor, data: Any) -> 
     draft = _draft(settings, data)
     if len(store.list_rules(engine, actor.user_id)) >= MAX_RULES_PER_USER:
         raise AlertError(422, f"at most {MAX_RULES_PER_USER} rules per user")
-    contact_ids = _contact_ids(engine, settings, actor, draft.columns["name"], draft.notify)
+    targets = _notify_targets(engine, settings, actor, draft.columns["name"], draft.notify)
     with engine.begin() as connection:
+        contact_ids = _store_targets(connection, settings, actor, targets)
         rule_id = store.create_rule(connection, actor.user_id, draft.columns, contact_ids)
         audit.record(connection, actor.username, "alert.create", f"rule {rule_id}",
                      {"metric": draft.columns["metric"], "name": draft.columns["name"]})
@@ -193,8 +200,9 @@ def update_rule(engine: Engine, settings: Settings, actor: Actor, rule_id: int,
         merged.pop("low", None)
         merged.pop("high", None)
     draft = _draft(settings, merged)
-    contact_ids = _contact_ids(engine, settings, actor, draft.columns["name"], draft.notify)
+    targets = _notify_targets(engine, settings, actor, draft.columns["name"], draft.notify)
     with engine.begin() as connection:
+        contact_ids = _store_targets(connection, settings, actor, targets)
         store.update_rule(connection, rule_id, draft.columns, contact_ids)
         audit.record(connection, actor.username, "alert.update", f"rule {rule_id}",
                      {"fields": sorted(str(key)[:40] for key in patch)[:30]})
@@ -252,41 +260,66 @@ def _contact_for(engine: Engine, actor: Actor, contact_id: int, *, write: bool =
     return row
 
 
-def create_contact(engine: Engine, settings: Settings, actor: Actor, data: Any, *,
-                   field_prefix: str = "") -> dict[str, Any]:
-    """Check (the URL's scheme, host allow-list and reachability) and store a contact point."""
+@dataclass(frozen=True)
+class PreparedContact:
+    """A checked contact point, ready to store: what may be shown and what is sealed."""
+
+    name: str
+    kind: str
+    target: str
+    sealed: dict[str, Any]
+    shared: bool
+
+
+def check_contact(settings: Settings, actor: Actor, data: Any, *,
+                  field_prefix: str = "") -> PreparedContact:
+    """Check a contact point: its fields, the URL's scheme, the host allow-list and that
+    the target answers. Nothing is stored."""
     actor.require_owner()
     if not isinstance(data, Mapping):
         raise AlertError(422, "not valid", [{"field": "body", "message": "must be an object"}])
-    name = data.get("name")
-    kind = data.get("kind")
+    name, kind, shared = data.get("name"), data.get("kind"), data.get("shared", False)
     errors = []
     if not isinstance(name, str) or not name.strip() or len(name) > 100 or CONTROL.search(name):
         errors.append({"field": "name", "message": "is required: up to 100 characters"})
-    if kind not in channels.CHANNELS:
+    if not isinstance(kind, str) or kind not in channels.CHANNELS:
         errors.append({"field": "kind", "message": "must be one of "
                                                    f"{', '.join(channels.CHANNELS)}"})
-    shared = data.get("shared", False)
     if shared is not False and not (shared is True and actor.is_admin):
         errors.append({"field": "shared", "message": "only admins add shared contact points"})
     secret_value = data.get("secret")
-    if secret_value is not None and (not isinstance(secret_value, str) or len(secret_value) > 200):
+    if secret_value is not None and (not isinstance(secret_value, str) or len(secret_value) > 200
+                                     or CONTROL.search(secret_value)):
         errors.append({"field": "secret", "message": "must be text of at most 200 characters"})
     if errors:
         raise AlertError(422, "the contact point is not valid", errors)
     try:
         target, sealed = channels.CHANNELS[kind].check(data, policy_of(settings))
     except channels.ContactInvalid as invalid:
-        field = f"{field_prefix}" if field_prefix else invalid.field
         raise AlertError(422, "the contact point is not valid",
-                         [{"field": field, "message": invalid.message}]) from None
+                         [{"field": field_prefix or invalid.field,
+                           "message": invalid.message}]) from None
+    return PreparedContact(name.strip(), kind, target, sealed, shared is True)
+
+
+def _store_contact(connection: Any, settings: Settings, actor: Actor,
+                   prepared: PreparedContact) -> int:
+    contact_id = store.create_contact(
+        connection, user_id=None if prepared.shared else actor.user_id, name=prepared.name,
+        kind=prepared.kind, target=prepared.target,
+        secret=secrets.seal(settings.secret_key, prepared.sealed),
+        signed=bool(prepared.sealed.get("secret")))
+    audit.record(connection, actor.username, "contact.create", f"contact {contact_id}",
+                 {"kind": prepared.kind, "target": prepared.target})
+    return contact_id
+
+
+def create_contact(engine: Engine, settings: Settings, actor: Actor,
+                   data: Any) -> dict[str, Any]:
+    """Check and store a contact point; it as it may be shown."""
+    prepared = check_contact(settings, actor, data)
     with engine.begin() as connection:
-        contact_id = store.create_contact(
-            connection, user_id=None if shared else actor.user_id, name=name.strip(),
-            kind=kind, target=target, secret=secrets.seal(settings.secret_key, sealed),
-            signed=bool(sealed.get("secret")))
-        audit.record(connection, actor.username, "contact.create", f"contact {contact_id}",
-                     {"kind": kind, "target": target})
+        contact_id = _store_contact(connection, settings, actor, prepared)
     return next(c for c in visible_contacts(engine, actor) if c["id"] == contact_id)
 
 

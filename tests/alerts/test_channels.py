@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from app.alerts import channels, service
 from app.alerts.secrets import seal
+from db import alerts as store
 from db.embedded import free_port
 from ingest.alerts import AlertEngine, Sender
 from tests.alerts.conftest import simple_book
@@ -179,3 +180,41 @@ def test_a_secret_sealed_under_another_key_fails_with_a_clear_message(engine, se
                                            {"url": "http://127.0.0.1:1/x"})})
     result = service.send_test_contact(engine, settings, actor, contact_id)
     assert not result.ok and "another SECRET_KEY" in result.response
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://" + "a" * 70 + ".example/x",
+                                 "http://127.0.0.1:0/x", "http://127.0.0.1/x\x00y",
+                                 "http://127.0.0.1/" + "x" * 2100])
+def test_broken_urls_are_a_field_error_not_a_crash(engine, settings, url):
+    actor = service.Actor(*_user(engine))
+    with pytest.raises(service.AlertError) as raised:
+        service.create_contact(engine, settings, actor, {"name": "x", "kind": "webhook",
+                                                         "url": url})
+    assert raised.value.errors[0]["field"] == "url"
+
+
+def test_a_failed_send_never_keeps_the_url_token(engine, settings, receiver, clock):
+    actor = service.Actor(*_user(engine))
+    point = service.create_contact(engine, settings, actor, {
+        "name": "hook", "kind": "webhook", "url": receiver.url + "/T0KEN?key=K3Y"})
+    with engine.begin() as connection:  # the receiver moves away: connections are refused
+        moved = f"http://127.0.0.1:{free_port()}/T0KEN?key=K3Y"
+        sealed = seal(settings.secret_key, {"url": moved, "secret": ""})
+        connection.execute(text("UPDATE contact_points SET secret = :s WHERE id = :i"),
+                           {"s": sealed, "i": point["id"]})
+    result = service.send_test_contact(engine, settings, actor, point["id"])
+    assert not result.ok
+    stored = repr(service.visible_contacts(engine, actor)) + repr(store.deliveries(engine))
+    for secret in ("T0KEN", "K3Y"):
+        assert secret not in result.response and secret not in stored
+
+
+def test_a_rule_refused_for_one_notify_item_stores_no_contact_point(engine, settings,
+                                                                    receiver):
+    actor = service.Actor(*_user(engine))
+    with pytest.raises(service.AlertError) as raised:
+        service.create_rule(engine, settings, actor, {
+            "name": "r", "metric": "p2p.best_ask", "market": MARKET, "condition": "<",
+            "threshold": "1", "notify": [receiver.url, 999999]})
+    assert raised.value.errors[0]["field"] == "notify"
+    assert service.visible_contacts(engine, actor) == []
