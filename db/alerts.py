@@ -335,13 +335,6 @@ def save_evaluation(connection: Connection, batch: Evaluation, now: datetime) ->
                            .on_conflict_do_nothing(index_elements=["idempotency_key"]), rows)
 
 
-def touch_evaluated(connection: Connection, rule_ids: Sequence[int], now: datetime) -> None:
-    """Mark rules as evaluated at `now` (the pages show when a rule was last looked at)."""
-    if rule_ids:
-        connection.execute(update(alert_states).where(alert_states.c.rule_id.in_(rule_ids))
-                           .values(evaluated_at=now))
-
-
 # ---- history -----------------------------------------------------------------------------
 
 def events(engine: Engine, *, rule_id: int | None = None, user_id: int | None = None,

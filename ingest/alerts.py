@@ -125,12 +125,15 @@ class AlertEngine:
         return batch
 
     def _stored_samples(self, rules: Sequence[Rule]) -> dict[int, Sample | None]:
+        """The last sample of each P2P rule (None when its last snapshot gave no value):
+        only a new snapshot changes it, and that is evaluated when it is stored."""
         out: dict[int, Sample | None] = {}
         for rule in rules:
             state = self.states.get(rule.id, RuleState())
-            if METRICS[rule.metric].kind == "p2p" and state.data_at is not None \
-                    and state.value is not None and state.error is None:
-                out[rule.id] = Sample(state.value, state.data_at, state.run_id)
+            if METRICS[rule.metric].kind == "p2p" and state.error is None:
+                out[rule.id] = (Sample(state.value, state.data_at, state.run_id)
+                                if state.data_at is not None and state.value is not None
+                                else None)
         return out
 
     def _read(self, rules: Sequence[Rule], now: datetime
@@ -199,12 +202,23 @@ class AlertEngine:
             self._references[key] = series[-1].value if series else None
         return self._references[key]
 
+    def _settled(self, rule: Rule, state: RuleState, sample: Sample | None,
+                 now: datetime) -> bool:
+        """Whether a rule on its last sample cannot change now: Normal on data still fresh
+        (only Pending, Recovering, alerting states and ageing data move with time)."""
+        if state.state != "normal" or sample is None:
+            return False
+        age = self.nodata_age(rule)
+        return age is None or (now - sample.at).total_seconds() <= age
+
     def _evaluate_rule(self, batch: store.Evaluation, rule: Rule, now: datetime, *,
                        reuse: dict[int, Sample | None], samples: dict[int, Sample],
                        errors: dict[int, str]) -> None:
         before = self.states.get(rule.id, RuleState())
         reused = rule.id in reuse
         sample = reuse[rule.id] if reused else samples.get(rule.id)
+        if reused and self._settled(rule, before, sample, now):
+            return
         observation = self._observe(rule, before, now, sample=sample, reused=reused,
                                     error=errors.get(rule.id))
         batch.evaluated.append(rule.id)
@@ -255,8 +269,6 @@ class AlertEngine:
                     batch.outgoing = [item for item in batch.outgoing
                                       if not (item.rule_id == rule_id and item.kind == "resolved")]
             store.save_evaluation(connection, batch, now)
-            store.touch_evaluated(connection, [rule_id for rule_id in batch.evaluated
-                                               if rule_id not in batch.states], now)
         if batch.outgoing and self.on_queued is not None:
             self.on_queued()
 

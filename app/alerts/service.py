@@ -501,6 +501,8 @@ def silenced(rule: Rule, silences: list[Mapping[str, Any]], now: datetime) -> bo
     """Whether the rule is muted (muted_until) or matched by a silence in force."""
     if rule.muted_until is not None and rule.muted_until > now:
         return True
+    if not silences:
+        return False
     labels = rule.all_labels()
     for silence in silences:
         if silence["rule_id"] is not None and silence["rule_id"] != rule.id:
