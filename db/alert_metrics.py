@@ -23,6 +23,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.config import P2PMarket
+from db.p2p_query import NO_FILTER, OfferFilter
 
 
 @dataclass(frozen=True)
@@ -41,15 +42,7 @@ class OfferSubject:
     """A market and the offers that count, as p2p_sides takes them."""
 
     market: P2PMarket
-    amount: Decimal | None = None
-    payment: tuple[str, ...] = ()
-    merchant_only: bool = False
-    min_completion: Decimal | None = None
-
-    @property
-    def filtered(self) -> bool:
-        return (self.amount is not None or bool(self.payment) or self.merchant_only
-                or self.min_completion is not None)
+    filters: OfferFilter = NO_FILTER
 
 
 P2P_SIDES = sql("""
@@ -103,11 +96,11 @@ def p2p_sides(connection: Connection, subjects: Sequence[OfferSubject],
         "ids": list(range(len(unique))),
         "exchanges": [s.market.exchange for s in unique],
         "assets": [s.market.asset for s in unique], "fiats": [s.market.fiat for s in unique],
-        "amounts": [s.amount for s in unique],
-        "payments": [",".join(s.payment) if s.payment else None for s in unique],
-        "merchants": [s.merchant_only for s in unique],
-        "completions": [s.min_completion for s in unique],
-        "filtered": [s.filtered for s in unique], "at": at}
+        "amounts": [s.filters.amount for s in unique],
+        "payments": [",".join(s.filters.payment) or None for s in unique],
+        "merchants": [s.filters.merchant_only for s in unique],
+        "completions": [s.filters.min_completion for s in unique],
+        "filtered": [s.filters.active for s in unique], "at": at}
     out: dict[OfferSubject, dict[str, SideNow]] = {subject: {} for subject in unique}
     for row in connection.execute(P2P_SIDES, params):
         out[unique[row.id]][row.side] = SideNow(

@@ -21,7 +21,7 @@ from app.alerts.model import Sample, Subject
 from app.config import P2PMarket
 from db import alert_metrics as reads
 from db.p2p_history import history
-from db.p2p_query import PCT_PLACES, OfferFilter, SideStats, metrics
+from db.p2p_query import PCT_PLACES, SideStats, metrics
 from db.spot import book_series
 
 SPOT_REFERENCE = "BTCUSDT"
@@ -83,13 +83,7 @@ def btc_market(key: str) -> str:
 
 def offers_of(key: str, subject: Subject) -> reads.OfferSubject:
     """The offers of market `key` that pass the subject's filters."""
-    return reads.OfferSubject(market_of(key), subject.amount, subject.payment,
-                              subject.merchant_only, subject.min_completion)
-
-
-def offer_filter(subject: Subject) -> OfferFilter:
-    return OfferFilter(subject.amount, subject.payment, subject.merchant_only,
-                       subject.min_completion)
+    return reads.OfferSubject(market_of(key), subject.offer_filter)
 
 
 def _book(sides: dict[str, reads.SideNow]) -> dict[str, Any]:
@@ -126,7 +120,7 @@ def _book_metric(key: str) -> tuple[Current, Series]:
                width: timedelta) -> list[Sample]:
         market = market_of(subject.market)
         rows = history(engine, market.exchange, market.asset, market.fiat, start=start,
-                       end=end, width=width, filters=offer_filter(subject))
+                       end=end, width=width, filters=subject.offer_filter)
         return [Sample(row[key], row["captured_at"]) for row in rows if row[key] is not None]
 
     return current, series
@@ -162,7 +156,7 @@ def _premium_series(engine: Engine, subject: Subject, start: datetime, end: date
     usdt_market, btc = market_of(subject.market), market_of(btc_market(subject.market))
     rows = {market: {row["bucket"]: row for row in history(
         engine, market.exchange, market.asset, market.fiat, start=start, end=end, width=width,
-        filters=offer_filter(subject))} for market in (usdt_market, btc)}
+        filters=subject.offer_filter)} for market in (usdt_market, btc)}
     closes = {bucket: close for bucket, _at, close in
               reads.close_series(engine, SPOT_REFERENCE, start, end, width)}
     out = []
@@ -209,7 +203,7 @@ def _cross_series(engine: Engine, subject: Subject, start: datetime, end: dateti
         market = market_of(key)
         rows[key] = {row["bucket"]: row for row in history(
             engine, market.exchange, market.asset, market.fiat, start=start, end=end,
-            width=width, filters=offer_filter(subject))}
+            width=width, filters=subject.offer_filter)}
     out = []
     for bucket, buy in sorted(rows[subject.market].items()):
         sell = rows[subject.other].get(bucket)

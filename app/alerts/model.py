@@ -7,6 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from db.p2p_query import OfferFilter
+
 NORMAL, PENDING, FIRING, RECOVERING, NODATA, ERROR = (
     "normal", "pending", "firing", "recovering", "nodata", "error")
 STATES = (NORMAL, PENDING, FIRING, RECOVERING, NODATA, ERROR)
@@ -40,9 +42,9 @@ class Subject:
     min_completion: Decimal | None = None
 
     @property
-    def filtered(self) -> bool:
-        return (self.amount is not None or bool(self.payment) or self.merchant_only
-                or self.min_completion is not None)
+    def offer_filter(self) -> OfferFilter:
+        """The offer filters as the views' queries take them."""
+        return OfferFilter(self.amount, self.payment, self.merchant_only, self.min_completion)
 
     def describe(self) -> str:
         """The subject as people read it: 'binance:USDT/ARS (200000 ARS, mercadopago)'."""

@@ -5,12 +5,13 @@ it was captured for, advert for advert. Simulation: a book per exchange, market 
 priced from a spot price (USD) times a drifting fiat rate, with realistic spreads, real
 payment method identifiers and merchants, in each exchange's own advert format (the
 templates are real adverts). A simulated book is a pure function of the clock's period, so
-two requests in the same period see the same book.
+two requests in the same period see the same book, and `simulation_at` gives the books of
+any moment, past or future.
 """
 
 from __future__ import annotations
 
-import copy
+import functools
 import hashlib
 import json
 import math
@@ -22,9 +23,16 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ingest import binance_p2p, bybit_p2p, okx_p2p
+from ingest.fake.market import SimClock, SimulatedMarket, instrument
 
 TEMPLATES = json.loads((Path(__file__).parent / "p2p_templates.json").read_text("utf-8"))
+# Each advert starts from a fresh parse of its template: ten times faster than a deepcopy,
+# which counts when the demo seeds a day of books (app/demo_seed.py).
+TEMPLATE_JSON = {name: orjson.dumps(template) for name, template in TEMPLATES.items()}
+STABLECOINS = ("USDT", "USDC", "FDUSD")
 BookKey = tuple[str, str, str, str]  # exchange, asset, fiat, side
 
 DEFAULT_SPOT_USD = {"USDT": 1.0, "USDC": 1.0, "FDUSD": 1.0, "BTC": 65000.0, "ETH": 3200.0,
@@ -149,6 +157,26 @@ class Simulation:
         return adverts
 
 
+def spot_usd(market: SimulatedMarket, clock: SimClock) -> Callable[[str], float]:
+    """USD prices of assets from a simulated spot market at the clock's time (stablecoins
+    at 1): what a fake exchange prices its simulated P2P books from."""
+
+    def price(asset: str) -> float:
+        if asset in STABLECOINS:
+            return 1.0
+        symbol = f"{asset}USDT"
+        return float(instrument(symbol).price(market.price_at(symbol, clock.ms())))
+
+    return price
+
+
+def simulation_at(market: SimulatedMarket, moment: float, **options: Any) -> Simulation:
+    """The simulated P2P market priced from `market` and frozen at `moment` (epoch seconds):
+    the books a fake exchange simulating `market` served, or will serve, at that moment."""
+    clock = SimClock(0.0, start=moment)
+    return Simulation(spot=functools.cache(spot_usd(market, clock)), clock=clock, **options)
+
+
 @dataclass(frozen=True)
 class SimulatedAdvert:
     """The facts of one simulated advert, before the exchange's format."""
@@ -195,7 +223,7 @@ class SimulatedAdvert:
 
 def binance_advert(ad: SimulatedAdvert) -> dict[str, Any]:
     """A Binance advert with the facts of `ad`."""
-    item = copy.deepcopy(TEMPLATES["binance"])
+    item = _template("binance")
     adv, user = item["adv"], item["advertiser"]
     method = adv["tradeMethods"][0]
     adv.update(advNo=ad.ad_id, tradeType="SELL" if ad.side == "ask" else "BUY", asset=ad.asset,
@@ -213,7 +241,7 @@ def binance_advert(ad: SimulatedAdvert) -> dict[str, Any]:
 
 def okx_advert(ad: SimulatedAdvert) -> dict[str, Any]:
     """An OKX advert with the facts of `ad`."""
-    item = copy.deepcopy(TEMPLATES["okx"])
+    item = _template("okx")
     item.update(id=ad.ad_id[:15], side="sell" if ad.side == "ask" else "buy",
                 baseCurrency=ad.asset.lower(), quoteCurrency=ad.fiat.lower(), price=ad.price,
                 availableAmount=ad.available, quoteMinAmountPerOrder=ad.min_fiat,
@@ -227,7 +255,7 @@ def okx_advert(ad: SimulatedAdvert) -> dict[str, Any]:
 
 def bybit_advert(ad: SimulatedAdvert) -> dict[str, Any]:
     """A Bybit advert with the facts of `ad`."""
-    item = copy.deepcopy(TEMPLATES["bybit"])
+    item = _template("bybit")
     item.update(id=ad.ad_id, userId=str(int(ad.user_id[:7], 16)),
                 accountId=str(int(ad.user_id[:7], 16) + 2),
                 nickName=ad.nickname, tokenId=ad.asset, currencyId=ad.fiat,
@@ -239,6 +267,10 @@ def bybit_advert(ad: SimulatedAdvert) -> dict[str, Any]:
                 userType="ORG" if ad.merchant else "PERSONAL")
     item["symbolInfo"] = {**item["symbolInfo"], "tokenId": ad.asset, "currencyId": ad.fiat}
     return item
+
+
+def _template(name: str) -> dict[str, Any]:
+    return orjson.loads(TEMPLATE_JSON[name])
 
 
 BUILDERS: dict[str, Callable[[SimulatedAdvert], dict[str, Any]]] = {

@@ -24,13 +24,11 @@ from websockets.sync.server import serve as serve_websockets
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ingest.fake import binance
-from ingest.fake.market import SimClock, SimulatedMarket, instrument
+from ingest.fake.market import SimClock, SimulatedMarket
 from ingest.fake.p2p import FakeP2P, make_blueprint
-from ingest.fake.p2p_books import Simulation
+from ingest.fake.p2p_books import Simulation, spot_usd
 from ingest.fake.replay import load_frames, load_klines
 from ingest.fake.streams import Cadence
-
-STABLECOINS = ("USDT", "USDC", "FDUSD")
 
 LOOPBACK = "127.0.0.1"
 log = logging.getLogger(__name__)
@@ -142,15 +140,8 @@ class FakeExchange:
         """P2P books of the three exchanges, priced from this fake's own spot market."""
         if self.market is None:
             raise ValueError("simulated P2P books need mode='simulate'")
-        market, clock = self.market, self.clock
-
-        def spot_usd(asset: str) -> float:
-            if asset in STABLECOINS:
-                return 1.0
-            symbol = f"{asset}USDT"
-            return float(instrument(symbol).price(market.price_at(symbol, clock.ms())))
-
-        self.p2p = FakeP2P(simulation=Simulation(spot=spot_usd, clock=clock))
+        simulation = Simulation(spot=spot_usd(self.market, self.clock), clock=self.clock)
+        self.p2p = FakeP2P(simulation=simulation)
         return make_blueprint(self.p2p)
 
     def environment(self) -> dict[str, str]:
