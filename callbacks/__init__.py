@@ -2,10 +2,10 @@
 
 from dash import Dash
 
-from callbacks import admin, candles, depth, home, overview, shell, spread, volume
+from callbacks import admin, alerts, candles, depth, home, overview, shell, spread, volume
 
 
 def register(dash_app: Dash) -> None:
     """Attach every page's callbacks to `dash_app`."""
-    for module in (shell, home, overview, spread, depth, volume, candles, admin):
+    for module in (shell, home, overview, spread, depth, volume, candles, alerts, admin):
         module.register(dash_app)

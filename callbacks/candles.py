@@ -8,6 +8,7 @@ from dash import Dash, Input, Output, State
 
 from app import access
 from callbacks import live
+from callbacks.alerts import candle_lines
 from callbacks.common import is_dark, note, spot_gap_reason, stale_note, tz_name
 from callbacks.p2p_views import implied_view
 from db import views
@@ -15,7 +16,7 @@ from db.intervals import INTERVALS
 from layouts import ids
 from layouts.candles import DEFAULT_INTERVAL, DEFAULT_RANGE
 from layouts.controls import RANGES, spot_symbols
-from layouts.figures import candles_figure, empty_figure
+from layouts.figures import candles_figure, empty_figure, with_alerts
 from layouts.urlstate import search
 
 MAX_CANDLES = 2500
@@ -85,7 +86,10 @@ def register(dash_app: Dash) -> None:
         tz = tz_name(tz)
         figure, notes = candles_view(symbol, interval, range_key, overlay=bool(overlay), tz=tz,
                                      dark=is_dark(theme))
-        key = f"{symbol}|{interval}|{range_key}|{bool(overlay)}|{tz}|{theme}"
+        lines = candle_lines(symbol) if symbol and figure["data"] else []
+        figure = with_alerts(figure, lines=lines) if lines else figure
+        # The viewer's thresholds are part of the key: a change redraws instead of patching.
+        key = f"{symbol}|{interval}|{range_key}|{bool(overlay)}|{tz}|{theme}|{lines}"
         content, marks = live.refresh(figure, old_marks, key, ticks)
         return content, marks, [note(text) for text in notes]
 

@@ -8,11 +8,12 @@ from dash import Dash, Input, Output, State
 
 from app import access
 from callbacks import common, live, p2p_views
+from callbacks.alerts import depth_lines
 from db import views
 from layouts import ids
 from layouts.controls import RANGES, spot_symbols
 from layouts.depth import DEFAULT_BOOK_RANGE
-from layouts.figures import book_figure, empty_figure
+from layouts.figures import book_figure, empty_figure, with_price_lines
 from layouts.urlstate import search
 
 # Bucket widths (seconds) for the book chart: the narrowest that keeps it under MAX_POINTS.
@@ -58,6 +59,8 @@ def register(dash_app: Dash) -> None:
         figure, notes = p2p_views.depth_view(
             market, at, unit, payment or [], bool(merchant), tz=common.tz_name(tz),
             dark=common.is_dark(theme))
+        if figure["data"] and market:
+            figure = with_price_lines(figure, depth_lines(market))
         colours = ["info" if figure["data"] else "warning"] + ["warning"] * len(notes)
         return figure, [common.note(text, colour)
                         for text, colour in zip(notes, colours, strict=False)]

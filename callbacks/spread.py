@@ -1,8 +1,9 @@
-"""Callbacks of the P2P spread page: the chart, the market now, by method, the adverts, the
-run behind a point or a row, and the URL."""
+"""Callbacks of the P2P spread page: the chart (with the viewer's alert rules drawn on it),
+the market now, by method, the adverts, the run behind a point or a row, and the URL."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -11,8 +12,10 @@ from dash import Dash, Input, Output, State, ctx, html, no_update
 from app import access, state
 from app.auth.users import current_role
 from callbacks import common, live
+from callbacks.alerts import spread_overlays
 from callbacks.p2p_views import (
     chosen,
+    fit_bucket,
     narrow_reason,
     offer_filter,
     silence_reason,
@@ -21,7 +24,7 @@ from callbacks.p2p_views import (
 from db import p2p_adverts, views
 from layouts import ids
 from layouts.controls import BUCKETS, RANGES, p2p_markets
-from layouts.figures import empty_figure, methods_figure
+from layouts.figures import empty_figure, methods_figure, with_alerts
 from layouts.spread import DEFAULT_BUCKET, DEFAULT_RANGE
 from layouts.urlstate import search
 
@@ -113,6 +116,20 @@ def clicked_run(click: dict | None, cell: dict | None, rows: list[dict] | None) 
     return views.p2p_snapshot_run(custom[0], int(custom[1]))
 
 
+def alert_overlays(figure: dict[str, Any], markets: list[str], range_key: str, bucket: str,
+                   tz: str) -> tuple[dict[str, Any], str]:
+    """The figure with the signed-in user's rules drawn on it (thresholds, alerting periods),
+    and a digest of them: a change redraws the chart instead of patching its tail."""
+    if not figure.get("data"):
+        return figure, ""
+    lines, periods = spread_overlays(markets, RANGES[range_key])
+    digest = repr((lines, [(p["start"], p["end"]) for p in periods]))
+    shown = fit_bucket(bucket, RANGES[range_key])
+    drawn = with_alerts(figure, lines=lines, periods=periods, tz=tz, now_ms=common.now_ms(),
+                        bucket_ms=BUCKETS[shown] * 1000)
+    return drawn, hashlib.sha1(digest.encode()).hexdigest()[:12]
+
+
 def register(dash_app: Dash) -> None:
     """Every callback of the spread page."""
     _register_chart(dash_app)
@@ -139,7 +156,8 @@ def _register_chart(dash_app: Dash) -> None:
         filters, tz = offer_filter(amount, payment, merchant, completion), common.tz_name(tz)
         figure, notes = spread_view(markets, bucket, range_key, filters, tz=tz,
                                     dark=common.is_dark(theme))
-        key = f"{markets}|{range_key}|{bucket}|{filters}|{tz}|{theme}"
+        figure, overlays = alert_overlays(figure, markets, range_key, bucket, tz)
+        key = f"{markets}|{range_key}|{bucket}|{filters}|{tz}|{theme}|{overlays}"
         content, marks = live.refresh(figure, old_marks, key, ticks)
         return content, marks, [common.note(text) for text in notes]
 

@@ -330,3 +330,101 @@ def spark_text(values: Sequence[float | None]) -> str:
     top = len(SPARK_BLOCKS) - 1
     return "".join(" " if value is None else SPARK_BLOCKS[round((value - low) / span * top)]
                    for value in values)
+
+
+# Alert rules on the charts: thresholds as lines, alerting periods shaded.
+ALERT_LINE = "#fd7e14"
+ALERT_FILL = "rgba(220, 53, 69, 0.14)"
+FIRED = "#dc3545"
+
+
+def threshold_line(value: float, label: str = "", axis: str = "y") -> dict[str, Any]:
+    """A rule's threshold: a dashed horizontal line across the pane of `axis`."""
+    line = {"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": axis, "y0": value,
+            "y1": value, "line": {"color": ALERT_LINE, "width": 1.2, "dash": "dash"},
+            "layer": "above", "name": label}
+    if label:
+        line["label"] = {"text": label, "textposition": "end", "yanchor": "bottom",
+                         "font": {"size": 10, "color": ALERT_LINE}}
+    return line
+
+
+def price_line(value: float, label: str = "") -> dict[str, Any]:
+    """A rule's threshold on a price x-axis (the depth chart): a dashed vertical line."""
+    line = {"type": "line", "xref": "x", "x0": value, "x1": value, "yref": "y domain",
+            "y0": 0, "y1": 1, "line": {"color": ALERT_LINE, "width": 1.2, "dash": "dash"},
+            "layer": "above", "name": label}
+    if label:
+        line["label"] = {"text": label, "textposition": "end", "textangle": 0,
+                         "font": {"size": 10, "color": ALERT_LINE}}
+    return line
+
+
+def period_rect(start: int, end: int, label: str = "") -> dict[str, Any]:
+    """An alerting period, shaded over every pane (times already as wall-clock ms)."""
+    return {"type": "rect", "xref": "x", "x0": start, "x1": end, "yref": "paper", "y0": 0,
+            "y1": 1, "fillcolor": ALERT_FILL, "line": {"width": 0}, "layer": "below",
+            "name": label or "alerting"}
+
+
+def alert_periods(periods: Sequence[Mapping[str, Any]], tz: str | None, now_ms: int,
+                  bucket_ms: int = 0) -> list[dict[str, Any]]:
+    """Shapes of alerting periods {start, end (None: still alerting), label} in epoch ms.
+    With `bucket_ms`, each covers the chart's buckets it touches (a bucket is drawn at its
+    start), so a period that just began shades its bucket."""
+    shapes = []
+    for period in periods:
+        start, end = period["start"], now_ms if period.get("end") is None else period["end"]
+        if bucket_ms:
+            start = start // bucket_ms * bucket_ms
+            end = max(-(-end // bucket_ms) * bucket_ms, start + bucket_ms)
+        x0, x1 = wall_times([start, end], tz)
+        shapes.append(period_rect(x0, x1, period.get("label", "")))
+    return shapes
+
+
+def with_alerts(figure: Figure, *, lines: Sequence[Mapping[str, Any]] = (),
+                periods: Sequence[Mapping[str, Any]] = (), tz: str | None = None,
+                now_ms: int = 0, bucket_ms: int = 0) -> Figure:
+    """The figure with rules' thresholds {value, axis, label} as horizontal lines on their
+    pane, and alerting periods {start, end, label} (epoch ms) shaded; a new figure."""
+    shapes = [threshold_line(line["value"], line.get("label", ""), line.get("axis", "y"))
+              for line in lines]
+    shapes += alert_periods(periods, tz, now_ms, bucket_ms)
+    if not shapes:
+        return figure
+    layout = dict(figure.get("layout", {}))
+    layout["shapes"] = [*layout.get("shapes", []), *shapes]
+    return {**figure, "layout": layout}
+
+
+def with_price_lines(figure: Figure, lines: Sequence[Mapping[str, Any]]) -> Figure:
+    """The depth figure with rules' price thresholds {value, label} as vertical lines."""
+    if not lines:
+        return figure
+    layout = dict(figure.get("layout", {}))
+    layout["shapes"] = [*layout.get("shapes", []),
+                        *(price_line(line["value"], line.get("label", "")) for line in lines)]
+    return {**figure, "layout": layout}
+
+
+def preview_figure(samples: Columns, *, name: str, unit: str, tz: str | None, dark: bool,
+                   lines: Sequence[Mapping[str, Any]] = (), firings: Sequence[int] = (),
+                   periods: Sequence[Mapping[str, Any]] = (), now_ms: int = 0,
+                   bucket_ms: int = 0, revision: str = "") -> Figure:
+    """A rule replayed: its metric over time (columns t, value; one sample per bucket of
+    `bucket_ms`), the threshold lines, the moments it would have fired marked and its
+    alerting periods shaded."""
+    x = wall_times(samples["t"], tz)
+    value_at = dict(zip(samples["t"], samples["value"], strict=True))
+    fired = [moment for moment in firings if moment in value_at]
+    data = [_line(name, x, samples["value"], OVERLAY, shape="hv"),
+            {"type": "scatter", "mode": "markers", "name": "would have fired",
+             "x": wall_times(fired, tz), "y": [value_at[moment] for moment in fired],
+             "marker": {"color": FIRED, "size": 9, "symbol": "triangle-up",
+                        "line": {"width": 1, "color": "#ffffff"}}}]
+    layout = base_layout(dark, revision or "preview", xaxis=time_axis(tz),
+                         yaxis={"title": {"text": unit}},
+                         margin={"l": 55, "r": 20, "t": 30, "b": 40})
+    return with_alerts({"data": data, "layout": layout}, lines=lines, periods=periods, tz=tz,
+                       now_ms=now_ms, bucket_ms=bucket_ms)

@@ -44,11 +44,27 @@ def _nav_links(role: str | None) -> list[dbc.NavItem]:
             for page in pages if role in page.get("roles", ())]
 
 
+def bell() -> html.Div:
+    """How many alert rules the viewer can see are alerting; the list of them on a click."""
+    return html.Div([
+        dbc.Button([html.I(className="bi bi-bell"),
+                    dbc.Badge("0", id=ids.NAV_BELL_COUNT, color="secondary", pill=True,
+                              className="ms-1 align-text-top")],
+                   id=ids.NAV_BELL, color="link", className="nav-bell p-0 me-3",
+                   title="Alerting rules"),
+        dbc.Popover([dbc.PopoverHeader("Alerting now"),
+                     dbc.PopoverBody(html.Div(id=ids.NAV_BELL_LIST))],
+                    id=ids.NAV_BELL_POPOVER, target=ids.NAV_BELL, trigger="legacy",
+                    placement="bottom-end"),
+    ])
+
+
 def _account() -> html.Div:
-    """The signed-in user's name and role, and a way out."""
+    """The alerts bell, the signed-in user's name and role, and a way out."""
     if not current_user or not current_user.is_authenticated:
         return html.Div()
     return html.Div([
+        bell(),
         html.Span([html.I(className="bi bi-person-circle me-1"), current_user.username,
                    dbc.Badge(current_user.role, color="secondary", className="ms-2")],
                   id=ids.NAV_USER, className="navbar-text me-3"),

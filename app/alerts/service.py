@@ -392,6 +392,8 @@ def send_test_rule(engine: Engine, settings: Settings, actor: Actor,
     for contact_id in row.rule.contact_ids:
         with engine.connect() as connection:
             contact = store.contact_secret(connection, contact_id)
+        if contact is None:  # deleted since the rule was read
+            continue
         key = f"test:rule:{rule_id}:{contact_id}:{datetime.now(UTC).timestamp()}"
         message = test_message(settings, row.rule, row.state, contact.name, key)
         result = deliver(engine, settings, contact, message)
