@@ -27,6 +27,7 @@ from callbacks import common
 from callbacks.admin import feedback
 from db import alerts as store
 from db.cache import memoized
+from db.p2p_query import NO_FILTER, OfferFilter
 from layouts import ids
 from layouts.figures import spark_text
 from layouts.urlstate import search
@@ -274,20 +275,22 @@ def threshold_lines(rule: Rule, axis: str = "y") -> list[dict[str, Any]]:
 
 
 def own_chart_rules(metrics: Sequence[str], markets: Sequence[str] = (),
-                    symbols: Sequence[str] = ()) -> list[Rule]:
+                    symbols: Sequence[str] = (), filters: OfferFilter = NO_FILTER) -> list[Rule]:
     """The signed-in user's enabled rules on these markets or symbols whose metric a chart
-    draws."""
+    draws, with the offer filters the chart shows (a rule on 200,000 ARS by mercadopago is
+    not drawn on the whole book)."""
     if not current_user or not current_user.is_authenticated or current_user.role not in OWNERS:
         return []
     return [row.rule for row in store.list_rules(engine(), current_user.id)
             if row.rule.enabled and row.rule.metric in metrics and row.rule.subject.other is None
-            and (row.rule.subject.market in markets or row.rule.subject.symbol in symbols)]
+            and (row.rule.subject.market in markets or row.rule.subject.symbol in symbols)
+            and (row.rule.subject.symbol or row.rule.subject.offer_filter == filters)]
 
 
-def depth_lines(market: str) -> list[dict[str, Any]]:
+def depth_lines(market: str, filters: OfferFilter = NO_FILTER) -> list[dict[str, Any]]:
     """The user's best ask and best bid thresholds on a market, for the depth chart's price
     axis (layouts.figures.with_price_lines)."""
-    return [line for rule in own_chart_rules(DEPTH_METRICS, markets=[market])
+    return [line for rule in own_chart_rules(DEPTH_METRICS, markets=[market], filters=filters)
             for line in threshold_lines(rule)]
 
 
@@ -302,10 +305,11 @@ def _epoch_ms(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp() * 1000)
 
 
-def spread_overlays(markets: Sequence[str], span_seconds: int
+def spread_overlays(markets: Sequence[str], span_seconds: int,
+                    filters: OfferFilter = NO_FILTER
                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Threshold lines and alerting periods of the user's rules for the spread chart."""
-    rules = own_chart_rules(tuple(SPREAD_AXES), markets=markets)
+    rules = own_chart_rules(tuple(SPREAD_AXES), markets=markets, filters=filters)
     if not rules:
         return [], []
     end = datetime.now(UTC)

@@ -60,7 +60,8 @@ def register(dash_app: Dash) -> None:
             market, at, unit, payment or [], bool(merchant), tz=common.tz_name(tz),
             dark=common.is_dark(theme))
         if figure["data"] and market:
-            figure = with_price_lines(figure, depth_lines(market))
+            shown = p2p_views.offer_filter(payment=payment or [], merchant=bool(merchant))
+            figure = with_price_lines(figure, depth_lines(market, shown))
         colours = ["info" if figure["data"] else "warning"] + ["warning"] * len(notes)
         return figure, [common.note(text, colour)
                         for text, colour in zip(notes, colours, strict=False)]

@@ -22,6 +22,7 @@ from callbacks.p2p_views import (
     spread_view,
 )
 from db import p2p_adverts, views
+from db.p2p_query import OfferFilter
 from layouts import ids
 from layouts.controls import BUCKETS, RANGES, p2p_markets
 from layouts.figures import empty_figure, methods_figure, with_alerts
@@ -117,12 +118,12 @@ def clicked_run(click: dict | None, cell: dict | None, rows: list[dict] | None) 
 
 
 def alert_overlays(figure: dict[str, Any], markets: list[str], range_key: str, bucket: str,
-                   tz: str) -> tuple[dict[str, Any], str]:
+                   *, tz: str, filters: OfferFilter) -> tuple[dict[str, Any], str]:
     """The figure with the signed-in user's rules drawn on it (thresholds, alerting periods),
     and a digest of them: a change redraws the chart instead of patching its tail."""
     if not figure.get("data"):
         return figure, ""
-    lines, periods = spread_overlays(markets, RANGES[range_key])
+    lines, periods = spread_overlays(markets, RANGES[range_key], filters)
     digest = repr((lines, [(p["start"], p["end"]) for p in periods]))
     shown = fit_bucket(bucket, RANGES[range_key])
     drawn = with_alerts(figure, lines=lines, periods=periods, tz=tz, now_ms=common.now_ms(),
@@ -156,7 +157,8 @@ def _register_chart(dash_app: Dash) -> None:
         filters, tz = offer_filter(amount, payment, merchant, completion), common.tz_name(tz)
         figure, notes = spread_view(markets, bucket, range_key, filters, tz=tz,
                                     dark=common.is_dark(theme))
-        figure, overlays = alert_overlays(figure, markets, range_key, bucket, tz)
+        figure, overlays = alert_overlays(figure, markets, range_key, bucket, tz=tz,
+                                             filters=filters)
         key = f"{markets}|{range_key}|{bucket}|{filters}|{tz}|{theme}|{overlays}"
         content, marks = live.refresh(figure, old_marks, key, ticks)
         return content, marks, [common.note(text) for text in notes]

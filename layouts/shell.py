@@ -126,7 +126,7 @@ def navbar() -> dbc.Navbar:
             viewer_controls(),
             theme_switch,
             _account(),
-        ], fluid=True),
+        ], fluid=True, className="flex-wrap row-gap-2"),  # wraps instead of scrolling
         className="border-bottom mb-3",
     )
 

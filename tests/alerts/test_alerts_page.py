@@ -183,3 +183,28 @@ def test_a_disabled_rule_is_listed_as_such_and_filtered_by_it(app, settings, eng
     assert alerts.rule_row(row, None, "")["state"] == "Disabled"
     assert alerts.chosen_rows([row], ["disabled"], None) == [row]
     assert alerts.chosen_rows([row], ["normal"], None) == []
+
+
+def test_charts_draw_only_the_rules_with_the_filters_they_show(app, settings, engine):
+    from flask_login import login_user
+
+    from app.auth import users
+    from db.p2p_query import NO_FILTER, OfferFilter
+
+    trader = actor_for(app, "trader")
+    whole = service.create_rule(engine, settings, trader, {
+        "name": "whole book", "metric": "p2p.best_ask", "market": MARKET, "condition": ">",
+        "threshold": "1100"}).rule
+    narrow = service.create_rule(engine, settings, trader, {
+        "name": "by mercadopago", "metric": "p2p.best_ask", "market": MARKET,
+        "condition": ">", "threshold": "1150",
+        "filters": {"amount": "150000", "payment": ["mercadopago"]}}).rule
+    with app.test_request_context():
+        login_user(users.find(engine, "trader"))
+        unfiltered = alerts.own_chart_rules(("p2p.best_ask",), markets=[MARKET])
+        filtered = alerts.own_chart_rules(
+            ("p2p.best_ask",), markets=[MARKET],
+            filters=OfferFilter(Decimal("150000.00"), ("mercadopago",)))
+        assert [rule.id for rule in unfiltered] == [whole.id]
+        assert [rule.id for rule in filtered] == [narrow.id]
+        assert alerts.depth_lines(MARKET, NO_FILTER)[0]["value"] == 1100
