@@ -130,6 +130,9 @@ cli.add_command(keys_group)
 from app.cli_alerts import alerts_group  # noqa: E402  (after cli exists)
 
 cli.add_command(alerts_group)
+from app.cli_export import export_command  # noqa: E402  (after cli exists)
+
+cli.add_command(export_command)
 from app.cli_demo import demo_command  # noqa: E402  (after cli exists)
 
 cli.add_command(demo_command)

@@ -81,7 +81,7 @@ def not_found(_rest: str):
 
 def register(server: Flask) -> None:
     """Mount the API on `server`, without cookie-based CSRF (keys are not cookies)."""
-    from app.api import alerts, candles, errors, me, p2p  # noqa: F401  (route modules register on bp)
+    from app.api import alerts, candles, errors, export, me, p2p  # noqa: F401  (route modules register on bp)
 
     csrf.exempt(bp)
     errors.register(server)

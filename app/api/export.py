@@ -1,0 +1,54 @@
+"""GET /api/v1/export/{dataset}: any dataset streamed as CSV, Excel text, Parquet or
+Binance's kline layout (export scope). A bad parameter is a 400 naming it, before any byte."""
+
+from __future__ import annotations
+
+from flask import Response, stream_with_context
+from flask import request as flask_request
+from pydantic import BaseModel, Field
+from spectree import Response as SpecResponse
+
+from app import access, state
+from app.api import bp, principal, spec
+from app.api.errors import ApiError, ErrorBody
+from app.exports import open_export
+from db.export import DATASETS, ExportInvalid
+
+
+class ExportQuery(BaseModel):
+    """What to export: the dataset's own filters, a range and a format."""
+
+    start: str | None = Field(None, description="ISO 8601 or epoch ms; default end - 24 h")
+    end: str | None = Field(None, description="ISO 8601 or epoch ms; default now")
+    format: str = Field("csv", description="csv, excel (UTF-16 tab-separated), parquet, or "
+                                           "binance (candles only)")
+    symbol: str | None = Field(None, description="candles, book_tickers, tickers_24h")
+    interval: str | None = Field(None, description="candles: 1m .. 1w, default 1m")
+    market: str | None = Field(None, description="p2p_offers: exchange:ASSET/FIAT")
+    amount: str | None = Field(None, description="p2p_offers: fiat amount an advert accepts")
+    payment: str | None = Field(None, description="p2p_offers: canonical codes, comma-separated")
+    merchant_only: str | None = Field(None, description="p2p_offers: true or false")
+    min_completion: str | None = Field(None, description="p2p_offers: 0 to 1")
+
+
+@bp.get("/export/<name>")
+@access.api_key("export")
+@spec.validate(query=ExportQuery, resp=SpecResponse(HTTP_400=ErrorBody, HTTP_403=ErrorBody),
+               tags=["export"], skip_validation=True)
+def export_dataset(name: str):
+    """Stream a dataset (candles, book_tickers, tickers_24h, p2p_offers, runs, ingest_errors)."""
+    caller = principal()
+    if len(name) > 40 or name not in DATASETS:
+        raise ApiError(400, "bad_parameter", "unknown dataset", [
+            {"index": None, "field": "dataset",
+             "message": f"must be one of {', '.join(sorted(DATASETS))}"}])
+    try:
+        opened = open_export(state.current().engine, name, flask_request.args,
+                             actor=caller.username, role=caller.role)
+    except ExportInvalid as invalid:
+        raise ApiError(400, "bad_parameter", f"{invalid.field}: {invalid.message}", [
+            {"index": None, "field": invalid.field, "message": invalid.message}]) from None
+    return Response(stream_with_context(opened.body), mimetype=None,
+                    content_type=opened.content_type, headers={
+                        "Content-Disposition": f'attachment; filename="{opened.filename}"',
+                        "Cache-Control": "no-store", "X-Accel-Buffering": "no"})

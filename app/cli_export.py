@@ -1,0 +1,57 @@
+"""`p2pdash export DATASET ... --format F --out FILE`: any dataset to a file, streamed, with a
+progress bar (bytes written), audited like an export through the API."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+import click
+
+from db.export import DATASETS, ExportInvalid
+
+
+@click.command("export")
+@click.argument("dataset", type=click.Choice(sorted(DATASETS)))
+@click.option("--format", "fmt", default="csv", show_default=True,
+              type=click.Choice(["csv", "excel", "parquet", "binance"]))
+@click.option("--start", help="ISO 8601 date or date-time (UTC), or epoch ms; default end - 24 h")
+@click.option("--end", help="the same; default now")
+@click.option("--symbol", help="candles, book_tickers, tickers_24h: e.g. BTCUSDT")
+@click.option("--interval", help="candles: 1m .. 1w (default 1m)")
+@click.option("--market", help="p2p_offers: exchange:ASSET/FIAT")
+@click.option("--amount", help="p2p_offers: a fiat amount the advert must accept")
+@click.option("--payment", help="p2p_offers: canonical payment codes, comma-separated")
+@click.option("--merchant-only", is_flag=True, help="p2p_offers: merchants' adverts only")
+@click.option("--min-completion", help="p2p_offers: 0 to 1")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              help="the file to write (default: the export's own name, here)")
+@click.pass_context
+def export_command(ctx: click.Context, dataset: str, fmt: str, out: Path | None,
+                   merchant_only: bool, **filters: str | None) -> None:
+    """Write DATASET to a file as it streams from the database."""
+    from app.cli import database
+    from app.exports import open_export
+    from db.engine import make_engine
+
+    args = {key: value for key, value in filters.items() if value is not None}
+    args.update(format=fmt, merchant_only="true" if merchant_only else "false")
+    with database(ctx.obj["settings"]) as settings:
+        engine = make_engine(settings.database_url or "")
+        try:
+            opened = open_export(engine, dataset, args, actor=f"cli:{getpass.getuser()}",
+                                 role="admin")
+        except ExportInvalid as invalid:
+            raise click.BadParameter(invalid.message, param_hint=f"--{invalid.field}") from None
+        target = out or Path(opened.filename)
+        written = 0
+        with target.open("wb") as handle, click.progressbar(
+                length=0, label=f"{target.name}", file=sys.stderr,
+                show_pos=True, show_percent=False) as bar:
+            for block in opened.body:
+                handle.write(block)
+                written += len(block)
+                bar.update(len(block))
+        engine.dispose()
+    click.echo(f"{target} ({written:,} bytes)")

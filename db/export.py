@@ -1,0 +1,351 @@
+"""The export layer: every dataset's SQL and columns in one registry, streamed in any format.
+
+A dataset is one @dataset function that turns checked parameters into a SELECT whose
+columns are the file's columns (times as ISO 8601 UTC text, decimals as stored: never
+through float). Formats (FORMATS) stream what PostgreSQL sends:
+- csv: COPY (SELECT ...) TO STDOUT, UTF-8 with a header row, passed on block by block;
+- excel: the same as UTF-16LE with a BOM, tab-separated, CRLF line ends: what Excel opens
+  in any locale without an import dialog (decimal points and ISO times stay text-safe);
+- parquet: row groups of 50,000 rows from a server-side cursor, decimals as decimal128,
+  times as UTC timestamps;
+- binance (candles only): Binance's public kline archive layout, 12 columns, no header.
+Nothing builds a whole file in memory; the API (app/api/export.py) and the CLI
+(`p2pdash export`) both call `stream`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from db.intervals import INTERVALS, from_ms
+
+MAX_EPOCH_MS = 32503680000000  # year 3000
+SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
+MARKET = re.compile(r"^(binance|okx|bybit):([A-Z0-9]{2,10})/([A-Z0-9]{2,10})$")
+PAYMENT = re.compile(r"^[a-z0-9_]{1,40}$")
+ROW_GROUP = 50_000
+ISO = ("regexp_replace(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), "
+       "'\\.?0+$', '') || 'Z'")
+
+
+class ExportInvalid(ValueError):
+    """A request that cannot be exported; `field` names the parameter at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Column:
+    """A file column: its name, kind (text, int, decimal, time, bool) and SQL expression."""
+
+    name: str
+    kind: str
+    raw: str
+
+    @property
+    def text(self) -> str:
+        """The expression as text files hold it: ISO 8601 UTC times, true/false."""
+        if self.kind == "time":
+            return ISO.format(col=self.raw)
+        if self.kind == "bool":
+            return f"CASE WHEN {self.raw} THEN 'true' WHEN NOT {self.raw} THEN 'false' END"
+        return self.raw
+
+
+@dataclass(frozen=True)
+class Query:
+    """A dataset's SELECT for one request ("{select}" stands for its columns, empty for
+    aggregated candles), its columns and the file's name."""
+
+    template: str
+    params: dict[str, Any]
+    columns: tuple[Column, ...]
+    filename: str
+
+    def sql(self, *, native: bool = False) -> str:
+        """The SELECT with text columns (CSV) or native ones (Parquet)."""
+        select = ", ".join(f"{column.raw if native else column.text} AS {column.name}"
+                           for column in self.columns)
+        return self.template.replace("{select}", select)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registered dataset: who may export it, its parameters, how to build its query."""
+
+    name: str
+    label: str
+    params: tuple[str, ...]
+    build: Callable[[Mapping[str, Any]], Query]
+    admins_only: bool = False
+    formats: tuple[str, ...] = ("csv", "excel", "parquet")
+
+
+DATASETS: dict[str, Dataset] = {}
+
+
+def dataset(name: str, label: str, params: tuple[str, ...], **options: Any
+            ) -> Callable[[Callable[[Mapping[str, Any]], Query]], Callable]:
+    """Register the decorated query builder as dataset `name`."""
+
+    def register(build: Callable[[Mapping[str, Any]], Query]) -> Callable:
+        DATASETS[name] = Dataset(name, label, params, build, **options)
+        return build
+
+    return register
+
+
+# ---- parameters --------------------------------------------------------------------------
+
+def parse_time(field_name: str, raw: str | None) -> datetime | None:
+    """ISO 8601 (UTC unless it says otherwise) or epoch milliseconds, bounded."""
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip()
+    if len(value) > 40:
+        raise ExportInvalid(field_name, "is too long for a time")
+    if re.fullmatch(r"[0-9]{1,16}", value):
+        if int(value) > MAX_EPOCH_MS:
+            raise ExportInvalid(field_name, "is beyond the year 3000")
+        return from_ms(int(value))
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ExportInvalid(field_name, "must be an ISO 8601 date or date-time, or epoch "
+                                        "milliseconds") from None
+    if not 1970 <= moment.year <= 2999:
+        raise ExportInvalid(field_name, "must be between the years 1970 and 2999")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _range(args: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:
+    end = parse_time("end", args.get("end")) or now
+    start = parse_time("start", args.get("start")) or end - timedelta(days=1)
+    if start >= end:
+        raise ExportInvalid("start", "must be before end")
+    return start, end
+
+
+def _symbol(args: Mapping[str, str]) -> str:
+    raw = (args.get("symbol") or "").strip().upper()
+    if not SYMBOL.match(raw):
+        raise ExportInvalid("symbol", "is required: a symbol like BTCUSDT")
+    return raw
+
+
+def _market(args: Mapping[str, str]) -> tuple[str, str, str]:
+    raw = (args.get("market") or "").strip()
+    exchange, _, pair = raw.partition(":")
+    match = MARKET.match(f"{exchange.lower()}:{pair.upper()}")
+    if not match:
+        raise ExportInvalid("market", "is required: EXCHANGE:ASSET/FIAT like binance:USDT/ARS")
+    return match[1], match[2], match[3]
+
+
+def _decimal(args: Mapping[str, str], name: str, low: Decimal, high: Decimal
+             ) -> Decimal | None:
+    raw = (args.get(name) or "").strip()
+    if not raw:
+        return None
+    if len(raw) > 30 or not re.fullmatch(r"[0-9]{1,16}(\.[0-9]{1,18})?", raw):
+        raise ExportInvalid(name, "must be a decimal number like 200000")
+    value = Decimal(raw)
+    if not low <= value <= high:
+        raise ExportInvalid(name, f"must be from {low} to {high}")
+    return value
+
+
+def _filters(args: Mapping[str, str]) -> dict[str, Any]:
+    """The views' offer filters: amount, payment (codes), merchant_only, min_completion."""
+    payment = [code.strip() for code in (args.get("payment") or "").split(",") if code.strip()]
+    if len(payment) > 20 or not all(PAYMENT.match(code) for code in payment):
+        raise ExportInvalid("payment", "must be canonical payment codes like mercadopago")
+    merchant = (args.get("merchant_only") or "false").strip().lower()
+    if merchant not in ("true", "false", "1", "0"):
+        raise ExportInvalid("merchant_only", "must be true or false")
+    return {"amount": _decimal(args, "amount", Decimal(0), Decimal("1e15")),
+            "payment": payment, "merchant_only": merchant in ("true", "1"),
+            "min_completion": _decimal(args, "min_completion", Decimal(0), Decimal(1))}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """A checked export: the dataset, its parameters, the format, the query."""
+
+    dataset: Dataset
+    format: str
+    query: Query
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_request(name: str, args: Mapping[str, str], *, role: str,
+                  now: datetime | None = None) -> ExportRequest:
+    """Check a request before any byte is sent; ExportInvalid names the field."""
+    found = DATASETS.get(name)
+    if found is None:
+        raise ExportInvalid("dataset", f"unknown; known: {', '.join(sorted(DATASETS))}")
+    if found.admins_only and role != "admin":
+        raise ExportInvalid("dataset", "only admins export this dataset")
+    fmt = (args.get("format") or "csv").strip().lower()
+    if fmt not in found.formats:
+        raise ExportInvalid("format", f"must be one of {', '.join(found.formats)}")
+    start, end = _range(args, now or datetime.now(UTC))
+    params = {"start": start, "end": end, **{key: args.get(key) for key in found.params}}
+    return ExportRequest(found, fmt, found.build({**args, "start": start, "end": end}), params)
+
+
+# ---- datasets ----------------------------------------------------------------------------
+
+def _col(name: str, kind: str, sql: str | None = None) -> Column:
+    return Column(name, kind, sql or name)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d")
+
+
+CANDLE_COLUMNS = (
+    _col("open_time", "time"), _col("open", "decimal"), _col("high", "decimal"),
+    _col("low", "decimal"), _col("close", "decimal"), _col("volume", "decimal"),
+    _col("close_time", "time"), _col("quote_volume", "decimal"), _col("trades", "int"),
+    _col("taker_base_volume", "decimal"), _col("taker_quote_volume", "decimal"),
+    _col("is_closed", "bool"))
+
+
+@dataset("candles", "Spot candles (any interval, aggregated as the Candles page does)",
+         ("symbol", "interval"), formats=("csv", "excel", "parquet", "binance"))
+def _candles(args: Mapping[str, Any]) -> Query:
+    symbol = _symbol(args)
+    interval = (args.get("interval") or "1m").strip()
+    if interval not in INTERVALS:
+        raise ExportInvalid("interval", f"must be one of {', '.join(INTERVALS)}")
+    name = f"candles_{symbol}_{interval}_{_stamp(args['start'])}_{_stamp(args['end'])}"
+    params = {"symbol": symbol, "interval": interval, "start": args["start"],
+              "end": args["end"]}
+    if interval != "1m":  # built by db.candles, in bounded windows (db/export_stream.py)
+        return Query("", params, CANDLE_COLUMNS, name)
+    return Query(_simple("candles", "open_time",
+                         "exchange = 'binance' AND symbol = :symbol AND interval = '1m'"),
+                 params, CANDLE_COLUMNS, name)
+
+
+def _simple(table: str, time_column: str, where: str = "") -> str:
+    extra = f" AND {where}" if where else ""
+    return (f"SELECT {{select}} FROM {table} WHERE {time_column} >= :start "
+            f"AND {time_column} < :end{extra} ORDER BY {time_column}")
+
+
+BOOK_COLUMNS = (_col("ts", "time"), _col("symbol", "text"), _col("bid", "decimal"),
+                _col("bid_qty", "decimal"), _col("ask", "decimal"), _col("ask_qty", "decimal"))
+
+
+@dataset("book_tickers", "Spot best bid and ask samples", ("symbol",))
+def _book_tickers(args: Mapping[str, Any]) -> Query:
+    symbol = _symbol(args)
+    return Query(_simple("book_tickers", "ts",
+                         "exchange = 'binance' AND symbol = :symbol"),
+                 {"symbol": symbol, "start": args["start"], "end": args["end"]}, BOOK_COLUMNS,
+                 f"book_tickers_{symbol}_{_stamp(args['start'])}_{_stamp(args['end'])}")
+
+
+TICKER_COLUMNS = (_col("ts", "time"), _col("symbol", "text"), _col("last", "decimal"),
+                  _col("open", "decimal"), _col("high", "decimal"), _col("low", "decimal"),
+                  _col("change_pct", "decimal"), _col("volume", "decimal"),
+                  _col("quote_volume", "decimal"), _col("trades", "int"))
+
+
+@dataset("tickers_24h", "Spot 24 h ticker samples", ("symbol",))
+def _tickers(args: Mapping[str, Any]) -> Query:
+    symbol = _symbol(args)
+    return Query(_simple("tickers_24h", "ts",
+                         "exchange = 'binance' AND symbol = :symbol"),
+                 {"symbol": symbol, "start": args["start"], "end": args["end"]}, TICKER_COLUMNS,
+                 f"tickers_24h_{symbol}_{_stamp(args['start'])}_{_stamp(args['end'])}")
+
+
+OFFER_COLUMNS = (
+    _col("captured_at", "time", "o.captured_at"), _col("exchange", "text", "o.exchange"),
+    _col("asset", "text", "o.asset"), _col("fiat", "text", "o.fiat"),
+    _col("side", "text", "o.side"), _col("rank", "int", "o.rank"),
+    _col("offer_id", "text", "o.offer_id"), _col("price", "decimal", "o.price"),
+    _col("available", "decimal", "o.available"), _col("min_fiat", "decimal", "o.min_fiat"),
+    _col("max_fiat", "decimal", "o.max_fiat"),
+    _col("payment_methods", "text",
+         "(SELECT string_agg(coalesce(pm.canonical, pm.identifier), ',' ORDER BY pm.identifier)"
+         " FROM payment_methods pm WHERE pm.exchange = o.exchange"
+         " AND pm.identifier = ANY (o.payment_methods))"),
+    _col("payment_method_names", "text",
+         "(SELECT string_agg(coalesce(pm.name, pm.identifier), ',' ORDER BY pm.identifier)"
+         " FROM payment_methods pm WHERE pm.exchange = o.exchange"
+         " AND pm.identifier = ANY (o.payment_methods))"),
+    _col("advertiser_id", "text", "o.advertiser_id"),
+    _col("advertiser_name", "text", "o.advertiser_name"),
+    _col("is_merchant", "bool", "o.is_merchant"), _col("month_orders", "int", "o.month_orders"),
+    _col("month_finish_rate", "decimal", "o.month_finish_rate"),
+    _col("run_id", "int", "o.run_id"))
+
+OFFER_FILTER_SQL = """
+    o.exchange = :exchange AND o.asset = :asset AND o.fiat = :fiat
+    AND (CAST(:amount AS numeric) IS NULL OR (coalesce(o.min_fiat, 0) <= :amount
+         AND (o.max_fiat IS NULL OR o.max_fiat >= :amount)))
+    AND (CAST(:payment AS text[]) = '{}' OR o.payment_methods && ARRAY(
+         SELECT identifier FROM payment_methods pm WHERE pm.exchange = o.exchange
+           AND pm.canonical = ANY (CAST(:payment AS text[]))))
+    AND (NOT :merchant_only OR o.is_merchant)
+    AND (CAST(:min_completion AS numeric) IS NULL OR o.month_finish_rate >= :min_completion)
+"""
+
+
+def _market_params(args: Mapping[str, Any]) -> dict[str, Any]:
+    exchange, asset, fiat = _market(args)
+    return {"exchange": exchange, "asset": asset, "fiat": fiat, "start": args["start"],
+            "end": args["end"], **_filters(args)}
+
+
+def _market_name(prefix: str, params: Mapping[str, Any]) -> str:
+    return (f"{prefix}_{params['exchange']}_{params['asset']}{params['fiat']}_"
+            f"{_stamp(params['start'])}_{_stamp(params['end'])}")
+
+
+@dataset("p2p_offers", "P2P adverts of every snapshot, with the run that brought them",
+         ("market", "amount", "payment", "merchant_only", "min_completion"))
+def _offers(args: Mapping[str, Any]) -> Query:
+    params = _market_params(args)
+    sql = ("SELECT {select} FROM p2p_offers o WHERE o.captured_at >= :start "
+           f"AND o.captured_at < :end AND {OFFER_FILTER_SQL} "
+           "ORDER BY o.captured_at, o.side, o.rank")
+    return Query(sql, params, OFFER_COLUMNS, _market_name("p2p_offers", params))
+
+
+RUN_COLUMNS = (_col("id", "int"), _col("source", "text"), _col("kind", "text"),
+               _col("market", "text"), _col("started_at", "time"), _col("finished_at", "time"),
+               _col("status", "text"), _col("received", "int"), _col("inserted", "int"),
+               _col("duplicates", "int"), _col("rejected", "int"), _col("error", "text"))
+
+
+@dataset("runs", "Ingestion runs (admins)", (), admins_only=True)
+def _runs(args: Mapping[str, Any]) -> Query:
+    return Query(_simple("runs", "started_at"),
+                 {"start": args["start"], "end": args["end"]}, RUN_COLUMNS,
+                 f"runs_{_stamp(args['start'])}_{_stamp(args['end'])}")
+
+
+ERROR_COLUMNS = (_col("id", "int"), _col("run_id", "int"), _col("at", "time"),
+                 _col("level", "text"), _col("message", "text"), _col("payload", "text"))
+
+
+@dataset("ingest_errors", "Ingestion errors (admins)", (), admins_only=True)
+def _errors(args: Mapping[str, Any]) -> Query:
+    return Query(_simple("ingest_errors", "at"),
+                 {"start": args["start"], "end": args["end"]}, ERROR_COLUMNS,
+                 f"ingest_errors_{_stamp(args['start'])}_{_stamp(args['end'])}")
+
+
