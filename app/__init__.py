@@ -77,10 +77,12 @@ def _register_auth(server: Flask, settings: Settings) -> None:
 
 def _register_blueprints(server: Flask) -> None:
     from app import api
+    from app.exports import bp as exports_bp
     from app.health import bp as health_bp
     from app.vendor import bp as vendor_bp
 
     server.register_blueprint(health_bp)
+    server.register_blueprint(exports_bp)
     server.register_blueprint(vendor_bp)
     api.register(server)
 

@@ -34,11 +34,14 @@ def export_command(ctx: click.Context, dataset: str, fmt: str, out: Path | None,
     from app.cli import database
     from app.exports import open_export
     from db.engine import make_engine
+    from db.migrate import upgrade
 
     args = {key: value for key, value in filters.items() if value is not None}
     args.update(format=fmt, merchant_only="true" if merchant_only else "false")
     with database(ctx.obj["settings"]) as settings:
         engine = make_engine(settings.database_url or "")
+        if settings.auto_migrate:
+            upgrade(engine)
         try:
             opened = open_export(engine, dataset, args, actor=f"cli:{getpass.getuser()}",
                                  role="admin")

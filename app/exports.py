@@ -12,14 +12,17 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from flask import Blueprint, Response, abort, request, stream_with_context
+from flask_login import current_user
 from sqlalchemy import Engine
 
-from app import audit
+from app import access, audit, state
 from db.export import ExportRequest, parse_request
 from db.export_stream import CONTENT_TYPES, filename, stream
 
 log = logging.getLogger(__name__)
 EXPORTERS = ("analyst", "admin")
+bp = Blueprint("exports", __name__)
 
 
 @dataclass(frozen=True)
@@ -62,3 +65,24 @@ def _audited(engine: Engine, request: ExportRequest, actor: str) -> Iterator[byt
         elif request.format == "binance":
             details["rows"] = rows
         audit.record(engine, actor, "export", request.query.filename, details)
+
+
+def attachment(opened: OpenExport) -> Response:
+    """A streamed download of an opened export."""
+    return Response(stream_with_context(opened.body), content_type=opened.content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{opened.filename}"',
+                             "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@bp.get("/export/<name>")
+@access.allow(*EXPORTERS)
+def download(name: str):
+    """The pages' downloads: the same export as the API, for a signed-in analyst or admin."""
+    from db.export import ExportInvalid
+
+    try:
+        opened = open_export(state.current().engine, name[:40], request.args,
+                             actor=current_user.username, role=current_user.role)
+    except ExportInvalid as invalid:
+        abort(400, f"{invalid.field}: {invalid.message}")
+    return attachment(opened)

@@ -190,3 +190,12 @@ def test_a_stream_broken_by_the_database_is_not_a_complete_file(engine):
         received.extend(chunks)
     lines = b"".join(received).count(b"\n")
     assert lines < 400_002, "the file is cut short, and the stream raised instead of ending"
+
+
+def test_signed_in_analysts_download_and_traders_are_refused(app, hours, client_as):
+    url = "/export/candles?symbol=BTCUSDT&interval=1d&start=2022-01-01&end=2022-02-01"
+    answer = client_as("analyst").get(url)
+    assert answer.status_code == 200
+    assert len(answer.get_data(as_text=True).strip().splitlines()) == 32
+    assert client_as("trader").get(url).status_code == 403
+    assert client_as("analyst").get(url + "&format=xml").status_code == 400

@@ -3,7 +3,6 @@ Binance's kline layout (export scope). A bad parameter is a 400 naming it, befor
 
 from __future__ import annotations
 
-from flask import Response, stream_with_context
 from flask import request as flask_request
 from pydantic import BaseModel, Field
 from spectree import Response as SpecResponse
@@ -11,7 +10,7 @@ from spectree import Response as SpecResponse
 from app import access, state
 from app.api import bp, principal, spec
 from app.api.errors import ApiError, ErrorBody
-from app.exports import open_export
+from app.exports import attachment, open_export
 from db.export import DATASETS, ExportInvalid
 
 
@@ -48,7 +47,4 @@ def export_dataset(name: str):
     except ExportInvalid as invalid:
         raise ApiError(400, "bad_parameter", f"{invalid.field}: {invalid.message}", [
             {"index": None, "field": invalid.field, "message": invalid.message}]) from None
-    return Response(stream_with_context(opened.body), mimetype=None,
-                    content_type=opened.content_type, headers={
-                        "Content-Disposition": f'attachment; filename="{opened.filename}"',
-                        "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return attachment(opened)
