@@ -36,9 +36,9 @@ class OpenExport:
 
 
 def open_export(engine: Engine, name: str, args: Mapping[str, str], *, actor: str,
-                role: str) -> OpenExport:
+                role: str, user_id: int | None = None) -> OpenExport:
     """Check an export for `actor`; its bytes come from `body`, audited when they end."""
-    request = parse_request(name, args, role=role)
+    request = parse_request(name, args, role=role, user_id=user_id)
     return OpenExport(request, filename(request), CONTENT_TYPES[request.format],
                       _audited(engine, request, actor))
 
@@ -82,7 +82,8 @@ def download(name: str):
 
     try:
         opened = open_export(state.current().engine, name[:40], request.args,
-                             actor=current_user.username, role=current_user.role)
+                             actor=current_user.username, role=current_user.role,
+                             user_id=current_user.id)
     except ExportInvalid as invalid:
         abort(400, f"{invalid.field}: {invalid.message}")
     return attachment(opened)

@@ -16,7 +16,7 @@ Nothing builds a whole file in memory; the API (app/api/export.py) and the CLI
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -69,6 +69,9 @@ class Query:
     params: dict[str, Any]
     columns: tuple[Column, ...]
     filename: str
+    # Datasets computed in Python (aggregated candles, P2P history, depth): batches of rows
+    # in the columns' order, each batch bounded.
+    rows: Callable[[Any], Iterator[list[tuple]]] | None = None
 
     def sql(self, *, native: bool = False) -> str:
         """The SELECT with text columns (CSV) or native ones (Parquet)."""
@@ -186,7 +189,7 @@ class ExportRequest:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_request(name: str, args: Mapping[str, str], *, role: str,
+def parse_request(name: str, args: Mapping[str, str], *, role: str, user_id: int | None = None,
                   now: datetime | None = None) -> ExportRequest:
     """Check a request before any byte is sent; ExportInvalid names the field."""
     found = DATASETS.get(name)
@@ -199,7 +202,9 @@ def parse_request(name: str, args: Mapping[str, str], *, role: str,
         raise ExportInvalid("format", f"must be one of {', '.join(found.formats)}")
     start, end = _range(args, now or datetime.now(UTC))
     params = {"start": start, "end": end, **{key: args.get(key) for key in found.params}}
-    return ExportRequest(found, fmt, found.build({**args, "start": start, "end": end}), params)
+    query = found.build({**args, "start": start, "end": end,
+                         "user_id": None if role == "admin" else user_id})
+    return ExportRequest(found, fmt, query, params)
 
 
 # ---- datasets ----------------------------------------------------------------------------
@@ -230,11 +235,30 @@ def _candles(args: Mapping[str, Any]) -> Query:
     name = f"candles_{symbol}_{interval}_{_stamp(args['start'])}_{_stamp(args['end'])}"
     params = {"symbol": symbol, "interval": interval, "start": args["start"],
               "end": args["end"]}
-    if interval != "1m":  # built by db.candles, in bounded windows (db/export_stream.py)
-        return Query("", params, CANDLE_COLUMNS, name)
+    if interval != "1m":  # built by db.candles, in bounded windows
+        return Query("", params, CANDLE_COLUMNS, name, lambda engine: (
+            [tuple(getattr(candle, column.name) for column in CANDLE_COLUMNS)
+             for candle in window] for window in candle_windows(engine, params)))
     return Query(_simple("candles", "open_time",
                          "exchange = 'binance' AND symbol = :symbol AND interval = '1m'"),
                  params, CANDLE_COLUMNS, name)
+
+
+CANDLE_WINDOW = 10_000  # buckets of aggregated candles read per query
+
+
+def candle_windows(engine: Any, params: Mapping[str, Any]) -> Iterator[list[Any]]:
+    """Candles of the asked interval, CANDLE_WINDOW buckets per query, oldest first."""
+    from db.candles import get_candles
+
+    width = timedelta(milliseconds=INTERVALS[params["interval"]] * CANDLE_WINDOW)
+    start = params["start"]
+    while start < params["end"]:
+        stop = min(start + width, params["end"])
+        yield [candle for candle in get_candles(engine, params["symbol"], params["interval"],
+                                                start, stop)
+               if start <= candle.open_time < stop]
+        start = stop
 
 
 def _simple(table: str, time_column: str, where: str = "") -> str:
@@ -349,3 +373,94 @@ def _errors(args: Mapping[str, Any]) -> Query:
                  f"ingest_errors_{_stamp(args['start'])}_{_stamp(args['end'])}")
 
 
+
+
+HISTORY_COLUMNS = (
+    _col("bucket", "time"), _col("captured_at", "time"), _col("exchange", "text"),
+    _col("asset", "text"), _col("fiat", "text"), _col("best_ask", "decimal"),
+    _col("best_bid", "decimal"), _col("spread", "decimal"), _col("spread_pct", "decimal"),
+    _col("ask_offers", "int"), _col("bid_offers", "int"), _col("ask_liquidity", "decimal"),
+    _col("bid_liquidity", "decimal"))
+BUCKETS = {"1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
+           "4h": 14400, "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400}
+HISTORY_WINDOW = 4000  # buckets per query (db.p2p_history allows 5,000)
+
+
+def _offer_filter(params: Mapping[str, Any]) -> Any:
+    from db.p2p_query import OfferFilter
+
+    return OfferFilter(params["amount"], tuple(sorted(params["payment"])),
+                       params["merchant_only"], params["min_completion"])
+
+
+@dataset("p2p_history", "P2P best prices, spread and liquidity per bucket (the Spread page)",
+         ("market", "bucket", "amount", "payment", "merchant_only", "min_completion"))
+def _history(args: Mapping[str, Any]) -> Query:
+    params = _market_params(args)
+    bucket = (args.get("bucket") or "1h").strip()
+    if bucket not in BUCKETS:
+        raise ExportInvalid("bucket", f"must be one of {', '.join(BUCKETS)}")
+    width = timedelta(seconds=BUCKETS[bucket])
+
+    def rows(engine: Any) -> Iterator[list[tuple]]:
+        from db.p2p_history import history
+
+        start = params["start"]
+        while start < params["end"]:
+            stop = min(start + width * HISTORY_WINDOW, params["end"])
+            found = history(engine, params["exchange"], params["asset"], params["fiat"],
+                            start=start, end=stop, width=width, filters=_offer_filter(params))
+            yield [tuple(row[column.name] for column in HISTORY_COLUMNS) for row in found]
+            start = stop
+
+    return Query("", {**params, "bucket": bucket}, HISTORY_COLUMNS,
+                 _market_name(f"p2p_history_{bucket}", params), rows)
+
+
+DEPTH_COLUMNS = (_col("captured_at", "time"), _col("side", "text"), _col("price", "decimal"),
+                 _col("available", "decimal"), _col("offers", "int"),
+                 _col("cum_available", "decimal"), _col("cum_fiat", "decimal"))
+
+
+@dataset("p2p_depth", "The cumulative book of a P2P snapshot (the Depth page; `at` picks "
+         "the snapshot, default the latest)",
+         ("market", "at", "amount", "payment", "merchant_only", "min_completion"))
+def _depth(args: Mapping[str, Any]) -> Query:
+    params = _market_params(args)
+    at = parse_time("at", args.get("at"))
+
+    def rows(engine: Any) -> Iterator[list[tuple]]:
+        from db.p2p import depth
+
+        book = depth(engine, params["exchange"], params["asset"], params["fiat"],
+                     _offer_filter(params), at=at)
+        for side, levels in (("ask", book["asks"]), ("bid", book["bids"])):
+            yield [(book["captured_at"], side, level["price"], level["available"],
+                    level["offers"], level["cum_available"], level["cum_fiat"])
+                   for level in levels]
+
+    moment = (at or params["end"]).strftime("%Y-%m-%dT%H%M%SZ")
+    return Query("", params, DEPTH_COLUMNS,
+                 f"p2p_depth_{params['exchange']}_{params['asset']}{params['fiat']}_{moment}",
+                 rows)
+
+
+EVENT_COLUMNS = (
+    _col("at", "time", "e.at"), _col("rule_id", "int", "e.rule_id"),
+    _col("rule_name", "text", "r.name"), _col("owner", "text", "u.username"),
+    _col("metric", "text", "r.metric"), _col("from_state", "text", "e.from_state"),
+    _col("to_state", "text", "e.to_state"), _col("value", "decimal", "e.value"),
+    _col("threshold", "text", "e.threshold"), _col("data_at", "time", "e.data_at"),
+    _col("run_id", "int", "e.run_id"), _col("silenced", "bool", "e.silenced"),
+    _col("message", "text", "e.message"))
+
+
+@dataset("alert_events", "Alert rule transitions (your rules; admins: everyone's)", ())
+def _events(args: Mapping[str, Any]) -> Query:
+    sql = ("SELECT {select} FROM alert_events e JOIN alert_rules r ON r.id = e.rule_id "
+           "JOIN users u ON u.id = r.user_id WHERE e.at >= :start AND e.at < :end "
+           "AND (CAST(:user_id AS integer) IS NULL OR r.user_id = :user_id) "
+           "ORDER BY e.at, e.id")
+    return Query(sql, {"start": args["start"], "end": args["end"],
+                       "user_id": args.get("user_id")}, EVENT_COLUMNS,
+                 f"alert_events_{_stamp(args['start'])}_{_stamp(args['end'])}")

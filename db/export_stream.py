@@ -10,9 +10,10 @@ layer then aborts the chunked response, so a client never gets a cut file that l
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -20,11 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, text
 
-from db.candles import get_candles
-from db.export import CANDLE_COLUMNS, ROW_GROUP, ExportRequest, Query
-from db.intervals import INTERVALS, to_ms
+from db.export import ROW_GROUP, ExportRequest, Query, candle_windows
+from db.intervals import to_ms
 
-CANDLE_WINDOW = 10_000  # buckets of aggregated candles read per query
 BOM = "\ufeff"
 ARROW_TYPES = {"text": pa.string(), "int": pa.int64(), "decimal": pa.decimal128(38, 18),
                "time": pa.timestamp("us", tz="UTC"), "bool": pa.bool_()}
@@ -56,8 +55,8 @@ def copy_blocks(engine: Engine, query: Query, options: str) -> Iterator[bytes]:
 
 
 def csv_stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
-    if _aggregated(request):
-        yield from _candle_text(engine, request, header=True, separator=",")
+    if request.query.rows is not None:
+        yield from _text_rows(engine, request, separator=",")
         return
     yield from copy_blocks(engine, request.query, "FORMAT csv, HEADER")
 
@@ -66,9 +65,8 @@ def excel_stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
     """UTF-16LE with a BOM, tab-separated, CRLF: Excel's own Unicode text in any locale."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     yield BOM.encode("utf-16-le")
-    blocks = (_candle_text(engine, request, header=True, separator="\t")
-              if _aggregated(request) else
-              copy_blocks(engine, request.query, "FORMAT csv, HEADER, DELIMITER E'\\t'"))
+    blocks = (_text_rows(engine, request, separator="\t") if request.query.rows is not None
+              else copy_blocks(engine, request.query, "FORMAT csv, HEADER, DELIMITER E'\\t'"))
     for block in blocks:
         yield decoder.decode(block).replace("\n", "\r\n").encode("utf-16-le")
     yield decoder.decode(b"", final=True).encode("utf-16-le")
@@ -101,9 +99,8 @@ def _drain(sink: io.BytesIO) -> bytes:
 
 
 def _row_batches(engine: Engine, request: ExportRequest) -> Iterator[list[tuple]]:
-    if _aggregated(request):
-        for candles in _candle_windows(engine, request):
-            yield [_candle_values(candle) for candle in candles]
+    if request.query.rows is not None:
+        yield from request.query.rows(engine)
         return
     sql, params = _compiled(engine, request.query, native=True)
     with engine.connect() as connection:
@@ -116,7 +113,7 @@ def _row_batches(engine: Engine, request: ExportRequest) -> Iterator[list[tuple]
 def binance_stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
     """Binance's kline archive rows: open time ms, O, H, L, C, volume, close time ms, quote
     volume, trades, taker base, taker quote, ignore (0); no header."""
-    for candles in _candle_windows(engine, request):
+    for candles in candle_windows(engine, request.query.params):
         lines = [",".join((str(to_ms(c.open_time)), _text(c.open), _text(c.high), _text(c.low),
                            _text(c.close), _text(c.volume), str(to_ms(c.close_time)),
                            _text(c.quote_volume), str(c.trades), _text(c.taker_base_volume),
@@ -129,49 +126,45 @@ def _text(value: Decimal) -> str:
     return format(value, "f")
 
 
-def _aggregated(request: ExportRequest) -> bool:
-    return request.dataset.name == "candles" and not request.query.template
-
-
-def _candle_windows(engine: Engine, request: ExportRequest) -> Iterator[list[Any]]:
-    """Candles of the asked interval, CANDLE_WINDOW buckets per query, oldest first."""
-    params = request.query.params
-    width = timedelta(milliseconds=INTERVALS[params["interval"]] * CANDLE_WINDOW)
-    start = params["start"]
-    while start < params["end"]:
-        stop = min(start + width, params["end"])
-        found = [c for c in get_candles(engine, params["symbol"], params["interval"], start,
-                                        stop) if start <= c.open_time < stop]
-        yield found
-        start = stop
-
-
-def _candle_values(candle: Any) -> tuple:
-    return tuple(getattr(candle, column.name) for column in CANDLE_COLUMNS)
-
-
 def _iso(moment: Any) -> str:
-    text_value = moment.isoformat().replace("+00:00", "")
+    text_value = moment.astimezone(UTC).isoformat().replace("+00:00", "")
     if "." in text_value:
         text_value = text_value.rstrip("0").rstrip(".")
     return text_value + "Z"
 
 
-def _candle_text(engine: Engine, request: ExportRequest, *, header: bool,
-                 separator: str) -> Iterator[bytes]:
-    if header:
-        yield (separator.join(column.name for column in CANDLE_COLUMNS) + "\n").encode()
-    for candles in _candle_windows(engine, request):
-        lines = []
-        for candle in candles:
-            values = _candle_values(candle)
-            lines.append(separator.join(
-                _iso(value) if column.kind == "time" else
-                ("true" if value else "false") if column.kind == "bool" else
-                _text(value) if column.kind == "decimal" else str(value)
-                for column, value in zip(CANDLE_COLUMNS, values, strict=True)))
-        if lines:
-            yield ("\n".join(lines) + "\n").encode()
+def _cell(kind: str, value: Any) -> str:
+    """A value as COPY's CSV would write it (empty for NULL, quoted when needed)."""
+    if value is None:
+        return ""
+    if kind == "time":
+        return _iso(value)
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "decimal":
+        return _text(value)
+    return str(value)
+
+
+def _text_rows(engine: Engine, request: ExportRequest, *, separator: str) -> Iterator[bytes]:
+    """CSV text of a Python-computed dataset, quoted like COPY's."""
+    columns = request.query.columns
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=separator, lineterminator="\n")
+    writer.writerow([column.name for column in columns])
+    for batch in request.query.rows(engine):
+        for row in batch:
+            writer.writerow([_cell(column.kind, value)
+                             for column, value in zip(columns, row, strict=True)])
+        yield _drain_text(out)
+    yield _drain_text(out)
+
+
+def _drain_text(out: io.StringIO) -> bytes:
+    data = out.getvalue().encode()
+    out.seek(0)
+    out.truncate()
+    return data
 
 
 FORMATS = {"csv": csv_stream, "excel": excel_stream, "parquet": parquet_stream,

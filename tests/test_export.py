@@ -6,7 +6,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
@@ -199,3 +199,52 @@ def test_signed_in_analysts_download_and_traders_are_refused(app, hours, client_
     assert len(answer.get_data(as_text=True).strip().splitlines()) == 32
     assert client_as("trader").get(url).status_code == 403
     assert client_as("analyst").get(url + "&format=xml").status_code == 400
+
+
+def test_p2p_history_and_depth_equal_what_the_pages_draw(engine):
+    from db.p2p import depth
+    from db.p2p_history import history
+    from db.p2p_query import OfferFilter
+
+    at = offers(engine)
+    args = {"market": "binance:USDT/ARS", "start": "2026-02-01", "end": "2026-02-02",
+            "payment": "mercadopago"}
+    frame = pd.read_csv(io.BytesIO(body(engine, "p2p_history", bucket="1h", **args)),
+                        dtype=str, keep_default_na=False)
+    expected = history(engine, "binance", "USDT", "ARS", start=datetime(2026, 2, 1, tzinfo=UTC),
+                       end=datetime(2026, 2, 2, tzinfo=UTC), width=timedelta(hours=1),
+                       filters=OfferFilter(payment=("mercadopago",)))
+    assert len(frame) == len(expected) == 1
+    assert Decimal(frame["best_ask"][0]) == expected[0]["best_ask"] == Decimal("1010.50")
+    assert frame["bucket"][0] == "2026-02-01T04:00:00Z"
+    book = pd.read_csv(io.BytesIO(body(engine, "p2p_depth", market="binance:USDT/ARS",
+                                       at="2026-02-01T05:00:00Z")), dtype=str)
+    levels = depth(engine, "binance", "USDT", "ARS", at=at)["asks"]
+    assert [Decimal(v) for v in book["cum_available"]] == [level["cum_available"]
+                                                           for level in levels]
+    parquet = pq.read_table(io.BytesIO(body(engine, "p2p_history", bucket="1h", format="parquet",
+                                            **args))).to_pylist()
+    assert parquet[0]["best_ask"] == Decimal("1010.50")
+
+
+def test_alert_events_export_holds_only_the_users_own(app, engine, settings):
+    from app.alerts import service
+    from tests.alerts.conftest import actor_for
+
+    rules = {}
+    for name in ("alice", "bob"):
+        actor = actor_for(app, "analyst", name)
+        rules[name] = service.create_rule(engine, settings, actor, {
+            "name": f"{name}'s", "metric": "spot.last", "symbol": "BTCUSDT",
+            "condition": ">", "threshold": "1"}).rule.id
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO alert_events (rule_id, at, from_state, to_state, value) "
+            "SELECT id, now(), 'normal', 'firing', 2 FROM alert_rules"))
+    request = parse_request("alert_events", {}, role="analyst",
+                            user_id=service.rule_for(engine, service.Actor(
+                                0, "x", "admin"), rules["alice"]).rule.user_id)
+    frame = pd.read_csv(io.BytesIO(b"".join(stream(engine, request))), dtype=str)
+    assert frame["rule_name"].tolist() == ["alice's"]
+    everyone = pd.read_csv(io.BytesIO(body(engine, "alert_events", role="admin")), dtype=str)
+    assert sorted(everyone["owner"]) == ["alice", "bob"]

@@ -23,11 +23,13 @@ class ExportQuery(BaseModel):
                                            "binance (candles only)")
     symbol: str | None = Field(None, description="candles, book_tickers, tickers_24h")
     interval: str | None = Field(None, description="candles: 1m .. 1w, default 1m")
-    market: str | None = Field(None, description="p2p_offers: exchange:ASSET/FIAT")
-    amount: str | None = Field(None, description="p2p_offers: fiat amount an advert accepts")
-    payment: str | None = Field(None, description="p2p_offers: canonical codes, comma-separated")
-    merchant_only: str | None = Field(None, description="p2p_offers: true or false")
-    min_completion: str | None = Field(None, description="p2p_offers: 0 to 1")
+    market: str | None = Field(None, description="p2p_*: exchange:ASSET/FIAT")
+    bucket: str | None = Field(None, description="p2p_history: 1m .. 1d, default 1h")
+    at: str | None = Field(None, description="p2p_depth: the snapshot at or before; default now")
+    amount: str | None = Field(None, description="p2p_*: fiat amount an advert accepts")
+    payment: str | None = Field(None, description="p2p_*: canonical codes, comma-separated")
+    merchant_only: str | None = Field(None, description="p2p_*: true or false")
+    min_completion: str | None = Field(None, description="p2p_*: 0 to 1")
 
 
 @bp.get("/export/<name>")
@@ -35,7 +37,8 @@ class ExportQuery(BaseModel):
 @spec.validate(query=ExportQuery, resp=SpecResponse(HTTP_400=ErrorBody, HTTP_403=ErrorBody),
                tags=["export"], skip_validation=True)
 def export_dataset(name: str):
-    """Stream a dataset (candles, book_tickers, tickers_24h, p2p_offers, runs, ingest_errors)."""
+    """Stream a dataset: candles, book_tickers, tickers_24h, p2p_offers, p2p_history,
+    p2p_depth, alert_events, and for admins runs and ingest_errors."""
     caller = principal()
     if len(name) > 40 or name not in DATASETS:
         raise ApiError(400, "bad_parameter", "unknown dataset", [
@@ -43,7 +46,7 @@ def export_dataset(name: str):
              "message": f"must be one of {', '.join(sorted(DATASETS))}"}])
     try:
         opened = open_export(state.current().engine, name, flask_request.args,
-                             actor=caller.username, role=caller.role)
+                             actor=caller.username, role=caller.role, user_id=caller.user_id)
     except ExportInvalid as invalid:
         raise ApiError(400, "bad_parameter", f"{invalid.field}: {invalid.message}", [
             {"index": None, "field": invalid.field, "message": invalid.message}]) from None
