@@ -124,6 +124,8 @@ class Settings:
     trusted_proxies: int = 0
     ingest: IngestSettings = field(default_factory=IngestSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    # The longest range (days) each role may export at once; a role not named: no limit.
+    export_max_days: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
@@ -182,6 +184,7 @@ def _build(values: Mapping[str, str]) -> Settings:
                    for name, default in DEFAULT_URLS.items()},
         ingest=_ingest_settings(values),
         alerts=_alert_settings(values),
+        export_max_days=_export_limits(values.get("P2PDASH_EXPORT_MAX_DAYS")),
         **_auth_settings(values),
     )
 
@@ -234,6 +237,20 @@ def _ingest_settings(values: Mapping[str, str]) -> IngestSettings:
         raise ConfigError("SPOT_RECONNECT_MAX_SECONDS: must not be below "
                           f"SPOT_RECONNECT_BASE_SECONDS ({tuning.reconnect_base_seconds:g})")
     return tuning
+
+
+def _export_limits(raw: str | None) -> dict[str, int]:
+    """Parse 'analyst=366,admin=3660' into days per role."""
+    limits: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in (raw or "").split(","))):
+        role, _, days = item.partition("=")
+        role = role.strip().lower()
+        if role not in ("analyst", "admin") or not days.strip().isascii() or \
+                not days.strip().isdigit() or not 1 <= int(days) <= 100_000:
+            raise ConfigError(f"P2PDASH_EXPORT_MAX_DAYS: {item!r} is not ROLE=DAYS with ROLE "
+                              "analyst or admin and DAYS from 1 to 100000")
+        limits[role] = int(days)
+    return limits
 
 
 def _alert_settings(values: Mapping[str, str]) -> AlertSettings:

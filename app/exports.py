@@ -36,9 +36,10 @@ class OpenExport:
 
 
 def open_export(engine: Engine, name: str, args: Mapping[str, str], *, actor: str,
-                role: str, user_id: int | None = None) -> OpenExport:
+                role: str, user_id: int | None = None, max_days: int | None = None
+                ) -> OpenExport:
     """Check an export for `actor`; its bytes come from `body`, audited when they end."""
-    request = parse_request(name, args, role=role, user_id=user_id)
+    request = parse_request(name, args, role=role, user_id=user_id, max_days=max_days)
     return OpenExport(request, filename(request), CONTENT_TYPES[request.format],
                       _audited(engine, request, actor))
 
@@ -81,9 +82,11 @@ def download(name: str):
     from db.export import ExportInvalid
 
     try:
-        opened = open_export(state.current().engine, name[:40], request.args,
+        current = state.current()
+        opened = open_export(current.engine, name[:40], request.args,
                              actor=current_user.username, role=current_user.role,
-                             user_id=current_user.id)
+                             user_id=current_user.id,
+                             max_days=current.settings.export_max_days.get(current_user.role))
     except ExportInvalid as invalid:
         abort(400, f"{invalid.field}: {invalid.message}")
     return attachment(opened)

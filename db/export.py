@@ -190,7 +190,7 @@ class ExportRequest:
 
 
 def parse_request(name: str, args: Mapping[str, str], *, role: str, user_id: int | None = None,
-                  now: datetime | None = None) -> ExportRequest:
+                  max_days: int | None = None, now: datetime | None = None) -> ExportRequest:
     """Check a request before any byte is sent; ExportInvalid names the field."""
     found = DATASETS.get(name)
     if found is None:
@@ -201,6 +201,9 @@ def parse_request(name: str, args: Mapping[str, str], *, role: str, user_id: int
     if fmt not in found.formats:
         raise ExportInvalid("format", f"must be one of {', '.join(found.formats)}")
     start, end = _range(args, now or datetime.now(UTC))
+    if max_days is not None and end - start > timedelta(days=max_days):
+        raise ExportInvalid("start", f"the range is longer than the {max_days} days your role "
+                                     "may export at once (P2PDASH_EXPORT_MAX_DAYS)")
     params = {"start": start, "end": end, **{key: args.get(key) for key in found.params}}
     query = found.build({**args, "start": start, "end": end,
                          "user_id": None if role == "admin" else user_id})

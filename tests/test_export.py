@@ -248,3 +248,71 @@ def test_alert_events_export_holds_only_the_users_own(app, engine, settings):
     assert frame["rule_name"].tolist() == ["alice's"]
     everyone = pd.read_csv(io.BytesIO(body(engine, "alert_events", role="admin")), dtype=str)
     assert sorted(everyone["owner"]) == ["alice", "bob"]
+
+
+def test_a_role_may_be_limited_to_a_range(tmp_path, database_url):
+    from app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(tmp_path, DATABASE_URL=database_url,
+                                   P2PDASH_EXPORT_MAX_DAYS="analyst=7"))
+    _row, key = api_key(app, "analyst", ("export",))
+    client = app.test_client()
+    answer = client.get("/api/v1/export/book_tickers?symbol=BTCUSDT&start=2026-01-01"
+                        "&end=2026-02-01", headers={"X-API-Key": key})
+    assert answer.status_code == 400
+    assert answer.get_json()["error"]["details"][0]["field"] == "start"
+    assert "7 days" in answer.get_json()["error"]["details"][0]["message"]
+    fine = client.get("/api/v1/export/book_tickers?symbol=BTCUSDT&start=2026-01-01"
+                      "&end=2026-01-05", headers={"X-API-Key": key})
+    assert fine.status_code == 200
+    app.extensions["p2pdash"].engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_client_that_hangs_up_ends_the_query(app, engine):
+    import socket
+    import threading
+    import time
+
+    from werkzeug.serving import make_server
+
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO book_tickers SELECT 'binance', 'BTCUSDT', t, 1, 1, 2, 2 FROM "
+            "generate_series(TIMESTAMPTZ '2026-01-01', TIMESTAMPTZ '2026-01-01' + "
+            "interval '1000000 seconds', interval '1 second') AS t"))
+    _row, key = api_key(app, "analyst", ("export",))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = socket.create_connection(("127.0.0.1", server.server_port))
+        client.sendall((f"GET /api/v1/export/book_tickers?symbol=BTCUSDT&start=2026-01-01"
+                        f"&end=2026-02-01 HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\r\n")
+                       .encode())
+        head = client.recv(65536)
+        assert b"200" in head.split(b"\r\n", 1)[0]
+        assert b"Transfer-Encoding: chunked" in head or b"Content-Length" not in head
+        time.sleep(0.5)
+        assert copies(engine) == 1, "the export is streaming"
+        client.close()  # the client hangs up mid-file
+        deadline = time.monotonic() + 15
+        while copies(engine) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert copies(engine) == 0, "the query ended with the connection"
+    finally:
+        server.shutdown()
+
+
+def copies(engine) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY (%' "
+            "AND state = 'active' AND pid <> pg_backend_pid()"))
+
+
+def test_the_export_route_is_in_the_openapi_document(app):
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    path = next(p for p in document["paths"] if p.startswith("/api/v1/export/"))
+    names = {item["name"] for item in document["paths"][path]["get"]["parameters"]}
+    assert {"symbol", "market", "format", "start", "end"} <= names
