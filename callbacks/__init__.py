@@ -2,10 +2,23 @@
 
 from dash import Dash
 
-from callbacks import admin, alerts, candles, depth, home, overview, shell, spread, volume
+from callbacks import (
+    admin,
+    alerts,
+    candles,
+    depth,
+    download,
+    export_page,
+    home,
+    overview,
+    shell,
+    spread,
+    volume,
+)
 
 
 def register(dash_app: Dash) -> None:
     """Attach every page's callbacks to `dash_app`."""
-    for module in (shell, home, overview, spread, depth, volume, candles, alerts, admin):
+    for module in (shell, home, overview, spread, depth, volume, candles, alerts, download,
+                   export_page, admin):
         module.register(dash_app)

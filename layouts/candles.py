@@ -20,6 +20,7 @@ from layouts.controls import (
     select,
     spot_symbols,
 )
+from layouts.download import chart_header
 from layouts.urlstate import location, pick, pick_flag
 
 PATH = "/candles"
@@ -78,6 +79,7 @@ def layout(**params: str) -> html.Div:
         html.Div(id=ids.CANDLES_READOUT, className="small font-monospace mb-1",
                  style={"minHeight": "1.5em"}),
         note_area(ids.CANDLES_NOTE),
+        chart_header(None, ids.DOWNLOAD_CANDLES),
         chart(ids.CANDLES_GRAPH, height="62vh", marks_id=ids.CANDLES_MARKS),
         implied_block(params),
     ])

@@ -20,6 +20,7 @@ from layouts.controls import (
     select,
     spot_symbols,
 )
+from layouts.download import chart_header
 from layouts.urlstate import location, pick, pick_codes, pick_flag
 
 PATH = "/depth"
@@ -71,6 +72,7 @@ def layout(**params: str) -> html.Div:
         html.H2("Depth", className="h4 mb-3"),
         p2p_controls(params),
         note_area(ids.DEPTH_NOTE),
+        chart_header(None, ids.DOWNLOAD_DEPTH),
         chart(ids.DEPTH_GRAPH, height="50vh"),
         html.H3("Spot best bid and ask", className="h6 mt-4"),
         book_controls(params),

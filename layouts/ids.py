@@ -228,3 +228,30 @@ ALERTS_SILENCE_COMMENT = "alerts-silence-comment"
 ALERTS_SILENCE_ADD = "alerts-silence-add"
 ALERTS_SILENCE_DELETE = "alerts-silence-delete"
 ALERTS_SILENCE_FEEDBACK = "alerts-silence-feedback"
+
+# Download menus in the charts' headers (analysts and admins): export links that follow the
+# page's controls.
+DOWNLOAD_SPREAD = "download-spread"
+DOWNLOAD_ADVERTS = "download-adverts"
+DOWNLOAD_DEPTH = "download-depth"
+DOWNLOAD_VOLUME = "download-volume"
+DOWNLOAD_CANDLES = "download-candles"
+
+# Export page: a dataset, its parameters, a range and a format; the link and snippets.
+EXPORT_DATASET = "export-dataset"
+EXPORT_PARAM = "export-param"  # dict id: {"type": EXPORT_PARAM, "name": parameter}
+EXPORT_SYMBOL = "export-symbol"
+EXPORT_MARKET = "export-market"
+EXPORT_INTERVAL = "export-interval"
+EXPORT_BUCKET = "export-bucket"
+EXPORT_AT = "export-at"
+EXPORT_AMOUNT = "export-amount"
+EXPORT_PAYMENT = "export-payment"
+EXPORT_MERCHANT = "export-merchant"
+EXPORT_COMPLETION = "export-completion"
+EXPORT_DATES = "export-dates"
+EXPORT_FORMAT = "export-format"
+EXPORT_DOWNLOAD = "export-download"
+EXPORT_PROBLEM = "export-problem"
+EXPORT_CURL = "export-curl"
+EXPORT_PANDAS = "export-pandas"

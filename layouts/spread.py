@@ -20,6 +20,7 @@ from layouts.controls import (
     payment_dropdown,
     select,
 )
+from layouts.download import chart_header
 from layouts.urlstate import location, pick, pick_codes, pick_flag, pick_many, pick_number
 
 PATH = "/spread"
@@ -102,13 +103,15 @@ def layout(**params: str) -> html.Div:
         offer_filters(params),
         note_area(ids.SPREAD_NOTE),
         dcc.Loading(html.Div(id=ids.SPREAD_NOW, className="mb-2"), delay_show=400, type="dot"),
+        chart_header(None, ids.DOWNLOAD_SPREAD),
         chart(ids.SPREAD_GRAPH, height="55vh", marks_id=ids.SPREAD_MARKS),
         html.P("Click a point or an advert to see the poll that brought it.",
                className="small text-body-secondary"),
         dbc.Row([
             dbc.Col([html.H3("Spread by payment method", className="h6"),
                      chart(ids.SPREAD_METHODS, height="40vh")], lg=5),
-            dbc.Col([html.H3("Top adverts now", className="h6"), adverts_table()], lg=7),
+            dbc.Col([chart_header("Top adverts now", ids.DOWNLOAD_ADVERTS), adverts_table()],
+                    lg=7),
         ], className="mt-3"),
         run_modal(),
     ])

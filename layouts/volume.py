@@ -19,6 +19,7 @@ from layouts.controls import (
     select,
     spot_symbols,
 )
+from layouts.download import chart_header
 from layouts.urlstate import location, pick, pick_many
 
 PATH = "/volume"
@@ -48,8 +49,11 @@ def controls(params: dict[str, str]) -> dbc.Row:
     ], className="align-items-end")
 
 
-def _section(title: str, note_id: str, graph_id: str, marks_id: str, height: str) -> html.Div:
-    return html.Div([html.H3(title, className="h6 mt-3"), note_area(note_id),
+def _section(title: str, note_id: str, graph_id: str, marks_id: str, height: str,
+             *, menu_id: str | None = None) -> html.Div:
+    heading = (chart_header(title, menu_id, "h6 mb-0") if menu_id
+               else html.H3(title, className="h6"))
+    return html.Div([html.Div(heading, className="mt-3"), note_area(note_id),
                      chart(graph_id, height=height, marks_id=marks_id)])
 
 
@@ -60,7 +64,8 @@ def layout(**params: str) -> html.Div:
         html.H2("Volume and liquidity", className="h4 mb-3"),
         controls(params),
         _section("Spot volume, quote volume and trades", ids.VOLUME_NOTE, ids.VOLUME_GRAPH,
-                 ids.VOLUME_MARKS, "60vh"),
+                 ids.VOLUME_MARKS, "60vh",
+                 menu_id=ids.DOWNLOAD_VOLUME),
         _section("P2P liquidity, adverts and advertisers", ids.VOLUME_P2P_NOTE,
                  ids.VOLUME_P2P_GRAPH, ids.VOLUME_P2P_MARKS, "50vh"),
     ])

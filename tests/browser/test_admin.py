@@ -8,7 +8,9 @@ from layouts import ids
 from tests.conftest import browser_sign_in, ensure_user, password_for
 
 VIEWS = ["Overview", "Spread", "Depth", "Volume", "Candles", "Alerts", "Status"]
-ROLE_PAGES = {"kiosk": VIEWS, "trader": VIEWS, "analyst": VIEWS, "admin": [*VIEWS, "Admin"]}
+EXPORTERS = [*VIEWS[:6], "Export", "Status"]
+ROLE_PAGES = {"kiosk": VIEWS, "trader": VIEWS, "analyst": EXPORTERS,
+              "admin": [*EXPORTERS, "Admin"]}
 
 
 def _nav_names(dash_duo) -> list[str]:
