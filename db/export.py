@@ -274,13 +274,19 @@ BOOK_COLUMNS = (_col("ts", "time"), _col("symbol", "text"), _col("bid", "decimal
                 _col("bid_qty", "decimal"), _col("ask", "decimal"), _col("ask_qty", "decimal"))
 
 
-@dataset("book_tickers", "Spot best bid and ask samples", ("symbol",))
-def _book_tickers(args: Mapping[str, Any]) -> Query:
-    symbol = _symbol(args)
-    return Query(_simple("book_tickers", "ts",
-                         "exchange = 'binance' AND symbol = :symbol"),
-                 {"symbol": symbol, "start": args["start"], "end": args["end"]}, BOOK_COLUMNS,
-                 f"book_tickers_{symbol}_{_stamp(args['start'])}_{_stamp(args['end'])}")
+def _symbol_samples(table: str, columns: tuple[Column, ...]
+                    ) -> Callable[[Mapping[str, Any]], Query]:
+    """A dataset of one spot symbol's samples in `table` over the range."""
+    def build(args: Mapping[str, Any]) -> Query:
+        symbol = _symbol(args)
+        return Query(_simple(table, "ts", "exchange = 'binance' AND symbol = :symbol"),
+                     {"symbol": symbol, "start": args["start"], "end": args["end"]}, columns,
+                     f"{table}_{symbol}_{_stamp(args['start'])}_{_stamp(args['end'])}")
+    return build
+
+
+dataset("book_tickers", "Spot best bid and ask samples", ("symbol",))(
+    _symbol_samples("book_tickers", BOOK_COLUMNS))
 
 
 TICKER_COLUMNS = (_col("ts", "time"), _col("symbol", "text"), _col("last", "decimal"),
@@ -289,13 +295,8 @@ TICKER_COLUMNS = (_col("ts", "time"), _col("symbol", "text"), _col("last", "deci
                   _col("quote_volume", "decimal"), _col("trades", "int"))
 
 
-@dataset("tickers_24h", "Spot 24 h ticker samples", ("symbol",))
-def _tickers(args: Mapping[str, Any]) -> Query:
-    symbol = _symbol(args)
-    return Query(_simple("tickers_24h", "ts",
-                         "exchange = 'binance' AND symbol = :symbol"),
-                 {"symbol": symbol, "start": args["start"], "end": args["end"]}, TICKER_COLUMNS,
-                 f"tickers_24h_{symbol}_{_stamp(args['start'])}_{_stamp(args['end'])}")
+dataset("tickers_24h", "Spot 24 h ticker samples", ("symbol",))(
+    _symbol_samples("tickers_24h", TICKER_COLUMNS))
 
 
 OFFER_COLUMNS = (
@@ -358,22 +359,25 @@ RUN_COLUMNS = (_col("id", "int"), _col("source", "text"), _col("kind", "text"),
                _col("duplicates", "int"), _col("rejected", "int"), _col("error", "text"))
 
 
-@dataset("runs", "Ingestion runs (admins)", (), admins_only=True)
-def _runs(args: Mapping[str, Any]) -> Query:
-    return Query(_simple("runs", "started_at"),
-                 {"start": args["start"], "end": args["end"]}, RUN_COLUMNS,
-                 f"runs_{_stamp(args['start'])}_{_stamp(args['end'])}")
+def _whole_table(table: str, time_column: str, columns: tuple[Column, ...]
+                 ) -> Callable[[Mapping[str, Any]], Query]:
+    """A dataset of every row of `table` in the range."""
+    def build(args: Mapping[str, Any]) -> Query:
+        return Query(_simple(table, time_column), {"start": args["start"], "end": args["end"]},
+                     columns, f"{table}_{_stamp(args['start'])}_{_stamp(args['end'])}")
+    return build
+
+
+dataset("runs", "Ingestion runs (admins)", (), admins_only=True)(
+    _whole_table("runs", "started_at", RUN_COLUMNS))
 
 
 ERROR_COLUMNS = (_col("id", "int"), _col("run_id", "int"), _col("at", "time"),
                  _col("level", "text"), _col("message", "text"), _col("payload", "text"))
 
 
-@dataset("ingest_errors", "Ingestion errors (admins)", (), admins_only=True)
-def _errors(args: Mapping[str, Any]) -> Query:
-    return Query(_simple("ingest_errors", "at"),
-                 {"start": args["start"], "end": args["end"]}, ERROR_COLUMNS,
-                 f"ingest_errors_{_stamp(args['start'])}_{_stamp(args['end'])}")
+dataset("ingest_errors", "Ingestion errors (admins)", (), admins_only=True)(
+    _whole_table("ingest_errors", "at", ERROR_COLUMNS))
 
 
 
