@@ -28,9 +28,12 @@ MAX_EPOCH_MS = 32503680000000  # year 3000
 SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 MARKET = re.compile(r"^(binance|okx|bybit):([A-Z0-9]{2,10})/([A-Z0-9]{2,10})$")
 PAYMENT = re.compile(r"^[a-z0-9_]{1,40}$")
-ROW_GROUP = 50_000
-ISO = ("regexp_replace(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), "
-       "'\\.?0+$', '') || 'Z'")
+ROW_GROUP = 20_000
+# ISO 8601 UTC, fractions only when there are any (rtrim is far cheaper than a regexp).
+ISO = ("CASE WHEN date_trunc('second', {col}) = {col} "
+       "THEN to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+       "ELSE rtrim(to_char({col} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'), '0') "
+       "|| 'Z' END")
 
 
 class ExportInvalid(ValueError):
