@@ -87,6 +87,12 @@ class Message:
     idempotency_key: str
 
 
+def _field(fields: Mapping[str, Any], name: str) -> str:
+    """A text field of a contact point, stripped; anything but text counts as empty."""
+    value = fields.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:
     """Whether `host` matches the allow-list (empty: every host; '*.corp' patterns)."""
     host = host.lower().rstrip(".")
@@ -155,12 +161,11 @@ class Webhook:
     label = "Webhook (Alertmanager JSON)"
 
     def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
-        url = fields.get("url")
-        url = url.strip() if isinstance(url, str) else ""
+        url = _field(fields, "url")
         host, port = _http_target(url, "url", policy)
         if policy.check_reachable:
             reachable(host, port, "url")
-        secret = fields.get("secret")
+        secret = fields.get("secret")  # kept as typed: it is an HMAC key
         return redact(url), {"url": url, "secret": secret if isinstance(secret, str) else ""}
 
     def send(self, secret: Mapping[str, Any], message: Message, policy: Policy) -> Delivery:
@@ -221,8 +226,7 @@ class AppriseChannel:
     label = "Apprise URL (Telegram, Slack, Discord, ntfy, ...)"
 
     def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
-        url = fields.get("url")
-        url = url.strip() if isinstance(url, str) else ""
+        url = _field(fields, "url")
         if not url or len(url) > MAX_URL or CONTROL.search(url):
             raise ContactInvalid("url", "is required (an Apprise URL such as tgram://TOKEN/CHAT, "
                                         f"at most {MAX_URL} characters)")
@@ -269,8 +273,7 @@ class Email:
     label = "E-mail"
 
     def check(self, fields: Mapping[str, Any], policy: Policy) -> tuple[str, dict[str, Any]]:
-        to = fields.get("to")
-        to = to.strip() if isinstance(to, str) else ""
+        to = _field(fields, "to")
         if not EMAIL.match(to):
             raise ContactInvalid("to", "must be an e-mail address")
         if not policy.smtp_url:

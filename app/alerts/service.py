@@ -26,7 +26,7 @@ from app.alerts.model import (
     jsonable_filters,
     jsonable_subject,
 )
-from app.alerts.payload import status_of, text_of, webhook_body
+from app.alerts.payload import iso, status_of, text_of, webhook_body
 from app.alerts.rules import CONTROL, Catalog, RuleInvalid, parse_rule
 from app.config import Settings
 from db import alerts as store
@@ -113,7 +113,7 @@ def _text(value: Any) -> str | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if moment is None else iso(moment)
 
 
 def visible_rules(engine: Engine, actor: Actor) -> list[store.RuleRow]:
