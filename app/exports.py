@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from app import access, audit, state
 from db.export import ExportRequest, parse_request
-from db.export_stream import CONTENT_TYPES, filename, stream
+from db.export_stream import CONTENT_TYPES, Tally, filename, stream
 
 log = logging.getLogger(__name__)
 EXPORTERS = ("analyst", "admin")
@@ -45,11 +45,9 @@ def open_export(engine: Engine, name: str, args: Mapping[str, str], *, actor: st
 
 
 def _audited(engine: Engine, request: ExportRequest, actor: str) -> Iterator[bytes]:
-    rows, complete = 0, False
+    tally, complete = Tally(), False
     try:
-        for block in stream(engine, request):
-            rows += block.count(b"\n") if request.format in ("csv", "binance") else 0
-            yield block
+        yield from stream(engine, request, tally)
         complete = True
     except Exception:
         log.exception("export broken off", extra={"dataset": request.dataset.name,
@@ -59,12 +57,9 @@ def _audited(engine: Engine, request: ExportRequest, actor: str) -> Iterator[byt
         details = {"dataset": request.dataset.name, "format": request.format,
                    "start": request.params["start"].isoformat(),
                    "end": request.params["end"].isoformat(), "complete": complete,
+                   "rows": tally.rows,
                    **{key: value for key, value in request.params.items()
                       if key not in ("start", "end") and value}}
-        if request.format == "csv":
-            details["rows"] = max(0, rows - 1)  # the header
-        elif request.format == "binance":
-            details["rows"] = rows
         audit.record(engine, actor, "export", request.query.filename, details)
 
 

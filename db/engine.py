@@ -14,5 +14,5 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_pre_ping=True,
         pool_timeout=5,
         connect_args={"connect_timeout": 3, "application_name": "p2pdash",
-                      "options": "-c TimeZone=UTC"},
+                      "options": "-c TimeZone=UTC -c DateStyle=ISO,YMD"},
     )

@@ -1,10 +1,13 @@
 """Stream an export (db/export.py) as CSV, Excel-ready text, Parquet or Binance's layout.
 
 CSV and Excel come from `COPY (SELECT ...) TO STDOUT` and are passed on block by block;
-Parquet and aggregated candles read a server-side cursor in bounded batches. Memory stays
-flat whatever the row count. An error in the middle raises out of the generator: the HTTP
-layer then aborts the chunked response, so a client never gets a cut file that looks whole
-(a CSV's last line has no line end, and the chunked stream has no final chunk).
+Parquet reads the same COPY through Arrow's streaming CSV reader (text straight into
+decimal128 and timestamp columns, no Python object per value) into row groups; datasets
+computed in Python come in bounded batches. Memory stays flat whatever the row count, and a
+Tally counts the rows sent for the audit log. An error in the middle raises out of the
+generator: the HTTP layer then aborts the chunked response, so a client never gets a cut
+file that looks whole (a CSV's last line has no line end, the chunked stream no final
+chunk).
 """
 
 from __future__ import annotations
@@ -18,16 +21,19 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, text
 
-from db.export import ROW_GROUP, ExportRequest, Query, candle_windows
+from db.export import ExportRequest, Query, candle_windows
 from db.intervals import to_ms
 
 BOM = "\ufeff"
 ARROW_TYPES = {"text": pa.string(), "int": pa.int64(), "decimal": pa.decimal128(38, 18),
                "time": pa.timestamp("us", tz="UTC"), "bool": pa.bool_()}
 CHUNK = 256 * 1024  # bytes handed to the web server at a time
+ROW_GROUP = 50_000  # Parquet rows per row group (a few MB of Arrow buffers)
+ARROW_BLOCK = 1 << 20  # bytes of CSV Arrow parses at a time
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
                  "excel": "text/tab-separated-values; charset=utf-16le",
                  "parquet": "application/vnd.apache.parquet", "binance": "text/csv"}
@@ -44,60 +50,80 @@ def _compiled(engine: Engine, query: Query, *, native: bool = False) -> tuple[st
     return str(compiled), {key: query.params[key] for key in compiled.params}
 
 
-def copy_blocks(engine: Engine, query: Query, options: str) -> Iterator[bytes]:
+class Tally:
+    """Rows sent so far, for the audit log (counted by the stream, not by line ends: a
+    quoted field may hold a newline)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+
+def copy_blocks(engine: Engine, query: Query, options: str, tally: Tally) -> Iterator[bytes]:
     """COPY (query) TO STDOUT WITH (options), in chunks of about CHUNK bytes (psycopg hands
     over one row per block: passing each on would cost a write and a chunk per row)."""
     sql, params = _compiled(engine, query)
     with engine.connect() as connection:
         raw = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy:
-            pending, size = [], 0
-            for block in copy:
-                pending.append(bytes(block))
-                size += len(block)
-                if size >= CHUNK:
+        with raw.cursor() as cursor:
+            with cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy:
+                pending, size = [], 0
+                for block in copy:
+                    pending.append(bytes(block))
+                    size += len(block)
+                    if size >= CHUNK:
+                        yield b"".join(pending)
+                        pending, size = [], 0
+                if pending:
                     yield b"".join(pending)
-                    pending, size = [], 0
-            if pending:
-                yield b"".join(pending)
+            tally.rows += max(cursor.rowcount, 0)  # COPY's own count, known at its end
 
 
-def csv_stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
+def csv_stream(engine: Engine, request: ExportRequest, tally: Tally) -> Iterator[bytes]:
     if request.query.rows is not None:
-        yield from _text_rows(engine, request, separator=",")
+        yield from _text_rows(engine, request, tally, separator=",")
         return
-    yield from copy_blocks(engine, request.query, "FORMAT csv, HEADER")
+    yield from copy_blocks(engine, request.query, "FORMAT csv, HEADER", tally)
 
 
-def excel_stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
+def excel_stream(engine: Engine, request: ExportRequest, tally: Tally) -> Iterator[bytes]:
     """UTF-16LE with a BOM, tab-separated, CRLF: Excel's own Unicode text in any locale."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     yield BOM.encode("utf-16-le")
-    blocks = (_text_rows(engine, request, separator="\t") if request.query.rows is not None
-              else copy_blocks(engine, request.query, "FORMAT csv, HEADER, DELIMITER E'\\t'"))
+    blocks = (_text_rows(engine, request, tally, separator="\t")
+              if request.query.rows is not None
+              else copy_blocks(engine, request.query, "FORMAT csv, HEADER, DELIMITER E'\\t'",
+                               tally))
     for block in blocks:
         yield decoder.decode(block).replace("\n", "\r\n").encode("utf-16-le")
     yield decoder.decode(b"", final=True).encode("utf-16-le")
 
 
-def parquet_stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
+def parquet_stream(engine: Engine, request: ExportRequest, tally: Tally) -> Iterator[bytes]:
     """Row groups of ROW_GROUP rows; decimals as decimal128(38, 18), times in UTC."""
     columns = request.query.columns
     schema = pa.schema([(column.name, ARROW_TYPES[column.kind]) for column in columns])
     sink = io.BytesIO()
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    pending: list[pa.RecordBatch] = []
     try:
-        for batch in _row_batches(engine, request):
-            if not batch:
-                continue
-            arrays = [pa.array(values, type=ARROW_TYPES[column.kind])
-                      for column, values in zip(columns, zip(*batch, strict=True), strict=True)]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-            yield _drain(sink)
+        for batch in _arrow_batches(engine, request, schema, Tally()):
+            pending.append(batch)
+            if sum(part.num_rows for part in pending) >= ROW_GROUP:
+                yield _write(writer, sink, schema, pending, tally)
+        if pending:
+            yield _write(writer, sink, schema, pending, tally)
     finally:
         writer.close()
     yield _drain(sink)
+
+
+def _write(writer: pq.ParquetWriter, sink: io.BytesIO, schema: pa.Schema,
+           pending: list[pa.RecordBatch], tally: Tally) -> bytes:
+    table = pa.Table.from_batches(pending, schema=schema)
+    writer.write_table(table, row_group_size=table.num_rows)
+    tally.rows += table.num_rows
+    pending.clear()
+    return _drain(sink)
 
 
 def _drain(sink: io.BytesIO) -> bytes:
@@ -107,22 +133,58 @@ def _drain(sink: io.BytesIO) -> bytes:
     return data
 
 
-def _row_batches(engine: Engine, request: ExportRequest) -> Iterator[list[tuple]]:
+def _arrow_batches(engine: Engine, request: ExportRequest, schema: pa.Schema, tally: Tally
+                   ) -> Iterator[pa.RecordBatch]:
+    """The export as Arrow record batches of `schema`."""
     if request.query.rows is not None:
-        yield from request.query.rows(engine)
+        for rows in request.query.rows(engine):
+            if rows:
+                yield pa.RecordBatch.from_arrays(
+                    [pa.array(values, type=field.type)
+                     for field, values in zip(schema, zip(*rows, strict=True), strict=True)],
+                    schema=schema)
         return
-    sql, params = _compiled(engine, request.query, native=True)
-    with engine.connect() as connection:
-        raw = connection.connection.driver_connection
-        # A named (server-side) cursor: only one row group is ever in this process.
-        with raw.cursor(name="p2pdash_export") as cursor:
-            cursor.itersize = ROW_GROUP
-            cursor.execute(sql, params)
-            while batch := cursor.fetchmany(ROW_GROUP):
-                yield batch
+    reader = pacsv.open_csv(
+        _BlockReader(copy_blocks(engine, request.query, "FORMAT csv, HEADER", tally)),
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=ARROW_BLOCK),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema, null_values=[""], strings_can_be_null=True,
+            quoted_strings_can_be_null=False))  # COPY writes NULL bare, '' quoted
+    try:
+        yield from reader
+    finally:
+        reader.close()
 
 
-def binance_stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
+class _BlockReader(io.RawIOBase):
+    """A read-only file over an iterator of byte blocks (what Arrow's reader reads)."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self._blocks = blocks
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._rest:
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._rest = block
+        size = min(len(buffer), len(self._rest))
+        buffer[:size] = self._rest[:size]
+        self._rest = self._rest[size:]
+        return size
+
+    def close(self) -> None:
+        close = getattr(self._blocks, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+def binance_stream(engine: Engine, request: ExportRequest, tally: Tally) -> Iterator[bytes]:
     """Binance's kline archive rows: open time ms, O, H, L, C, volume, close time ms, quote
     volume, trades, taker base, taker quote, ignore (0); no header."""
     for candles in candle_windows(engine, request.query.params):
@@ -131,6 +193,7 @@ def binance_stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
                            _text(c.quote_volume), str(c.trades), _text(c.taker_base_volume),
                            _text(c.taker_quote_volume), "0")) for c in candles]
         if lines:
+            tally.rows += len(lines)
             yield ("\n".join(lines) + "\n").encode()
 
 
@@ -158,13 +221,15 @@ def _cell(kind: str, value: Any) -> str:
     return str(value)
 
 
-def _text_rows(engine: Engine, request: ExportRequest, *, separator: str) -> Iterator[bytes]:
+def _text_rows(engine: Engine, request: ExportRequest, tally: Tally, *, separator: str
+               ) -> Iterator[bytes]:
     """CSV text of a Python-computed dataset, quoted like COPY's."""
     columns = request.query.columns
     out = io.StringIO()
     writer = csv.writer(out, delimiter=separator, lineterminator="\n")
     writer.writerow([column.name for column in columns])
     for batch in request.query.rows(engine):
+        tally.rows += len(batch)
         for row in batch:
             writer.writerow([_cell(column.kind, value)
                              for column, value in zip(columns, row, strict=True)])
@@ -183,6 +248,7 @@ FORMATS = {"csv": csv_stream, "excel": excel_stream, "parquet": parquet_stream,
            "binance": binance_stream}
 
 
-def stream(engine: Engine, request: ExportRequest) -> Iterator[bytes]:
-    """The export's bytes, in its format, as they are read."""
-    return FORMATS[request.format](engine, request)
+def stream(engine: Engine, request: ExportRequest, tally: Tally | None = None
+           ) -> Iterator[bytes]:
+    """The export's bytes, in its format, as they are read (rows counted in `tally`)."""
+    return FORMATS[request.format](engine, request, tally or Tally())

@@ -171,14 +171,16 @@ def test_the_api_names_a_bad_field_and_refuses_other_scopes(app):
             "SELECT count(*) FROM audit_log WHERE action = 'export'")) == 0
 
 
-def test_a_stream_broken_by_the_database_is_not_a_complete_file(engine):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_stream_broken_by_the_database_is_not_a_complete_file(engine, fmt):
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO book_tickers SELECT 'binance', 'BTCUSDT', t, 1, 1, 2, 2 FROM "
             "generate_series(TIMESTAMPTZ '2026-01-01', TIMESTAMPTZ '2026-01-01' + "
             "interval '400000 seconds', interval '1 second') AS t"))
     request = parse_request("book_tickers", {"symbol": "BTCUSDT", "start": "2026-01-01",
-                                             "end": "2026-01-10"}, role="analyst")
+                                             "end": "2026-01-10", "format": fmt},
+                            role="analyst")
     chunks = stream(engine, request)
     received = [next(chunks)]
     with engine.begin() as connection:
@@ -188,6 +190,10 @@ def test_a_stream_broken_by_the_database_is_not_a_complete_file(engine):
     assert killed == 1
     with pytest.raises(Exception):  # noqa: B017 (whichever error psycopg raises)
         received.extend(chunks)
+    if fmt == "parquet":
+        with pytest.raises(Exception, match=r"magic bytes|footer|Parquet"):
+            pq.read_table(io.BytesIO(b"".join(received)))
+        return
     lines = b"".join(received).count(b"\n")
     assert lines < 400_002, "the file is cut short, and the stream raised instead of ending"
 
@@ -270,7 +276,8 @@ def test_a_role_may_be_limited_to_a_range(tmp_path, database_url):
 
 
 @pytest.mark.slow
-def test_a_client_that_hangs_up_ends_the_query(app, engine):
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_client_that_hangs_up_ends_the_query(app, engine, fmt):
     import socket
     import threading
     import time
@@ -288,7 +295,8 @@ def test_a_client_that_hangs_up_ends_the_query(app, engine):
     try:
         client = socket.create_connection(("127.0.0.1", server.server_port))
         client.sendall((f"GET /api/v1/export/book_tickers?symbol=BTCUSDT&start=2026-01-01"
-                        f"&end=2026-02-01 HTTP/1.1\r\nHost: x\r\nX-API-Key: {key}\r\n\r\n")
+                        f"&end=2026-02-01&format={fmt} HTTP/1.1\r\nHost: x\r\n"
+                        f"X-API-Key: {key}\r\n\r\n")
                        .encode())
         head = client.recv(65536)
         assert b"200" in head.split(b"\r\n", 1)[0]
@@ -316,3 +324,44 @@ def test_the_export_route_is_in_the_openapi_document(app):
     path = next(p for p in document["paths"] if p.startswith("/api/v1/export/"))
     names = {item["name"] for item in document["paths"][path]["get"]["parameters"]}
     assert {"symbol", "market", "format", "start", "end"} <= names
+
+
+@pytest.mark.parametrize("fmt", ["csv", "excel", "parquet"])
+def test_the_audit_counts_rows_not_line_ends(app, engine, fmt):
+    offers(engine)  # one advertiser's name holds a newline
+    _row, key = api_key(app, "analyst", ("export",))
+    answer = app.test_client().get(
+        f"/api/v1/export/p2p_offers?market=binance:USDT/ARS&start=2026-02-01&end=2026-02-02"
+        f"&format={fmt}", headers={"X-API-Key": key})
+    assert answer.status_code == 200 and answer.get_data()
+    with engine.connect() as connection:
+        details = connection.execute(text(
+            "SELECT details FROM audit_log WHERE action = 'export'")).scalar_one()
+    assert details["rows"] == 2 and details["format"] == fmt and details["complete"] is True
+
+
+def test_aggregated_candles_keep_the_bucket_that_holds_an_unaligned_start(engine, hours):
+    data = body(engine, "candles", symbol="BTCUSDT", interval="4h",
+                start="2022-01-01T02:00:00Z", end="2022-01-01T12:00:00Z")
+    frame = pd.read_csv(io.BytesIO(data), dtype=str)
+    assert frame["open_time"].tolist() == ["2022-01-01T00:00:00Z", "2022-01-01T04:00:00Z",
+                                           "2022-01-01T08:00:00Z"]
+    four = csv_rows("BTCUSDT-1h-2022-01.csv")[:4]
+    assert Decimal(frame["volume"][0]) == sum(Decimal(row[5]) for row in four), \
+        "the first bucket is whole, not cut at the start"
+
+
+def test_parquet_keeps_nulls_and_empty_texts_apart(engine):
+    at = datetime(2026, 2, 1, 5, tzinfo=UTC)
+    run = Run(engine, "binance_p2p", "p2p_poll", "binance:USDT/ARS", {})
+    book = [Offer("ad-9", Decimal("1000"), Decimal("1"), None, None, "u9", "", False, None,
+                  None, (), 1)]
+    store_snapshot(engine, run, Snapshot(P2PMarket("binance", "USDT", "ARS"), "bid", at, book))
+    run.finish()
+    table = pq.read_table(io.BytesIO(body(
+        engine, "p2p_offers", format="parquet", market="binance:USDT/ARS",
+        start="2026-02-01", end="2026-02-02")))
+    row = table.to_pylist()[0]
+    assert row["advertiser_name"] == "" and row["min_fiat"] is None
+    assert row["month_orders"] is None and row["month_finish_rate"] is None
+    assert row["payment_methods"] is None
