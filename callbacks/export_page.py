@@ -17,6 +17,7 @@ from app.exports import EXPORTERS
 from callbacks.download import filter_params
 from db import views
 from db.export import DATASETS, ExportInvalid, parse_request
+from db.export_stream import estimate
 from layouts import ids
 from layouts.controls import options, p2p_markets
 from layouts.export_page import DEFAULT_DATASET, FILTERS
@@ -119,7 +120,45 @@ def register(dash_app: Dash) -> None:
                 pandas_code(base, name, query, params["format"]))
 
 
+def byte_size(count: int) -> str:
+    """1234567 -> "1.2 MB" (decimal units, as browsers show downloads)."""
+    size = float(count)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def estimate_text(name: str, query: str, role: str | None, max_days: int | None) -> str:
+    """"12,345 rows, about 1.2 MB" for the request, or "" when it would be refused."""
+    try:
+        request_ = parse_request(name, dict(parse_qsl(query.lstrip("?"))), role=role or "",
+                                 max_days=max_days)
+    except ExportInvalid:
+        return ""
+    found = estimate(state.current().engine, request_)
+    if not found.rows:
+        return "No rows in this range"
+    rows = f"{found.rows:,} rows" if found.exact else (
+        f"up to {found.rows:,} rows" if request_.query.rows is not None
+        else f"about {found.rows:,} rows")
+    return f"{rows}, about {byte_size(found.bytes)} as {request_.format}"
+
+
 def _register_controls(dash_app: Dash) -> None:
+    @access.callback(
+        dash_app,
+        output=Output(ids.EXPORT_ESTIMATE, "children"),
+        inputs=VALUES,
+        roles=EXPORTERS,
+    )
+    def update_estimate(*, name, **values):
+        name = name if name in DATASETS else DEFAULT_DATASET
+        role = current_role()
+        return estimate_text(name, search(export_params(name, values)), role,
+                             state.current().settings.export_max_days.get(role or ""))
+
     @access.callback(
         dash_app,
         output=[Output({"type": ids.EXPORT_PARAM, "name": ALL}, "style"),

@@ -73,12 +73,22 @@ class Query:
     # Datasets computed in Python (aggregated candles, P2P history, depth): batches of rows
     # in the columns' order, each batch bounded.
     rows: Callable[[Any], Iterator[list[tuple]]] | None = None
+    # Joins only the columns need ("{joins}" in the template): a row count leaves them out.
+    joins: str = ""
+    # At most this many rows (Python datasets: the buckets in the range), for estimates.
+    most: int | None = None
 
     def sql(self, *, native: bool = False) -> str:
-        """The SELECT with text columns (CSV) or native ones (Parquet)."""
+        """The SELECT with text columns (CSV, and Parquet through Arrow) or native ones."""
         select = ", ".join(f"{column.raw if native else column.text} AS {column.name}"
                            for column in self.columns)
-        return self.template.replace("{select}", select)
+        return self.template.replace("{select}", select).replace("{joins}", self.joins)
+
+    def bare_sql(self) -> str:
+        """The same rows as a bare SELECT 1, without the columns' joins or the order (what a
+        count reads)."""
+        body = self.template.replace("{select}", "1").replace("{joins}", "")
+        return body.rsplit(" ORDER BY ", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -242,10 +252,18 @@ def _candles(args: Mapping[str, Any]) -> Query:
     if interval != "1m":  # built by db.candles, in bounded windows
         return Query("", params, CANDLE_COLUMNS, name, lambda engine: (
             [tuple(getattr(candle, column.name) for column in CANDLE_COLUMNS)
-             for candle in window] for window in candle_windows(engine, params)))
+             for candle in window] for window in candle_windows(engine, params)),
+            most=_buckets(args["start"], args["end"], INTERVALS[interval], interval))
     return Query(_simple("candles", "open_time",
                          "exchange = 'binance' AND symbol = :symbol AND interval = '1m'"),
                  params, CANDLE_COLUMNS, name)
+
+
+def _buckets(start: datetime, end: datetime, width_ms: int, interval: str | None = None
+             ) -> int:
+    """How many buckets of `width_ms` (aligned as `interval`'s) overlap [start, end)."""
+    first = bucket_start_ms(to_ms(start), interval) if interval else to_ms(start)
+    return max(0, -(-(to_ms(end) - first) // width_ms))
 
 
 CANDLE_WINDOW = 10_000  # buckets of aggregated candles read per query
@@ -358,10 +376,11 @@ def _market_name(prefix: str, params: Mapping[str, Any]) -> str:
          ("market", "amount", "payment", "merchant_only", "min_completion"))
 def _offers(args: Mapping[str, Any]) -> Query:
     params = _market_params(args)
-    sql = (f"SELECT {{select}} FROM p2p_offers o {OFFER_PAYMENTS} "
+    sql = ("SELECT {select} FROM p2p_offers o {joins} "
            f"WHERE o.captured_at >= :start AND o.captured_at < :end AND {OFFER_FILTER_SQL} "
            "ORDER BY o.captured_at, o.side, o.rank")
-    return Query(sql, params, OFFER_COLUMNS, _market_name("p2p_offers", params))
+    return Query(sql, params, OFFER_COLUMNS, _market_name("p2p_offers", params),
+                 joins=OFFER_PAYMENTS)
 
 
 RUN_COLUMNS = (_col("id", "int"), _col("source", "text"), _col("kind", "text"),
@@ -432,7 +451,8 @@ def _history(args: Mapping[str, Any]) -> Query:
             start = stop
 
     return Query("", {**params, "bucket": bucket}, HISTORY_COLUMNS,
-                 _market_name(f"p2p_history_{bucket}", params), rows)
+                 _market_name(f"p2p_history_{bucket}", params), rows,
+                 most=_buckets(params["start"], params["end"], BUCKETS[bucket] * 1000))
 
 
 DEPTH_COLUMNS = (_col("captured_at", "time"), _col("side", "text"), _col("price", "decimal"),

@@ -14,7 +14,14 @@ from db.export import BUCKETS as HISTORY_BUCKETS
 from db.export import DATASETS
 from db.intervals import INTERVALS
 from layouts import ids
-from layouts.controls import field, market_keys, payment_dropdown, select, spot_symbols
+from layouts.controls import (
+    LOADING_DELAY_MS,
+    field,
+    market_keys,
+    payment_dropdown,
+    select,
+    spot_symbols,
+)
 
 PATH = "/exports"
 NAME = "Export"
@@ -105,9 +112,12 @@ def result_block() -> html.Div:
     """The download link, and the same request as curl and pandas."""
     return html.Div([
         html.Div(id=ids.EXPORT_PROBLEM, role="status"),
-        dbc.Button([html.I(className="bi bi-download me-1"), "Download"],
-                   id=ids.EXPORT_DOWNLOAD, color="primary", href="", external_link=True,
-                   className="my-3"),
+        html.Div([
+            dbc.Button([html.I(className="bi bi-download me-1"), "Download"],
+                       id=ids.EXPORT_DOWNLOAD, color="primary", href="", external_link=True),
+            dcc.Loading(html.Span(id=ids.EXPORT_ESTIMATE, className="text-body-secondary"),
+                        type="dot", delay_show=LOADING_DELAY_MS),
+        ], className="d-flex align-items-center gap-3 my-3"),
         snippet("Copy as curl (an API key with the export scope in $P2PDASH_KEY)",
                 ids.EXPORT_CURL),
         snippet("Copy as pandas", ids.EXPORT_PANDAS),

@@ -365,3 +365,62 @@ def test_parquet_keeps_nulls_and_empty_texts_apart(engine):
     assert row["advertiser_name"] == "" and row["min_fiat"] is None
     assert row["month_orders"] is None and row["month_finish_rate"] is None
     assert row["payment_methods"] is None
+
+
+def test_an_estimate_counts_the_rows_and_sizes_the_file(engine, hours, monkeypatch):
+    from db import export_stream
+    from db.export_stream import estimate
+
+    def tickers(seconds: int) -> None:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO book_tickers SELECT 'binance', 'BTCUSDT', t, 1.25, 1, 2.5, 2 FROM "
+                "generate_series(TIMESTAMPTZ '2026-01-01', TIMESTAMPTZ '2026-01-01' + "
+                f"interval '{seconds - 1} seconds', interval '1 second') AS t "
+                "ON CONFLICT DO NOTHING"))
+
+    def request(name: str, fmt: str = "csv", **args):
+        return parse_request(name, {"format": fmt, **args}, role="analyst")
+
+    tickers(5000)
+    samples = {"symbol": "BTCUSDT", "start": "2026-01-01", "end": "2026-01-02"}
+    found = estimate(engine, request("book_tickers", **samples))
+    size = len(body(engine, "book_tickers", **samples))
+    assert found.rows == 5000 and found.exact
+    assert 0.95 * size < found.bytes < 1.05 * size, "sampled bytes per row"
+    assert estimate(engine, request("book_tickers", "excel", **samples)).bytes > 1.9 * size
+    four = estimate(engine, request("candles", symbol="BTCUSDT", interval="4h", **JANUARY))
+    assert four.rows == 31 * 6 and not four.exact, "at most one row per bucket"
+    real = len(body(engine, "candles", symbol="BTCUSDT", interval="4h", **JANUARY))
+    assert 0.5 * real < four.bytes < 2 * real
+    monkeypatch.setattr(export_stream, "COUNT_TIMEOUT_MS", 1)
+    tickers(300_000)  # enough rows for a count to outlast 1 ms
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE book_tickers"))  # what autovacuum does in time
+    guess = estimate(engine, request("book_tickers", symbol="BTCUSDT", start="2026-01-01",
+                                     end="2026-01-10"))
+    assert not guess.exact and 100_000 < guess.rows < 1_000_000
+
+
+def test_the_export_page_shows_rows_and_size_before_the_download(app, engine, hours):
+    from callbacks.export_page import byte_size, estimate_text
+
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO book_tickers SELECT 'binance', 'BTCUSDT', t, 1.25, 1, 2.5, 2 FROM "
+            "generate_series(TIMESTAMPTZ '2026-01-01', TIMESTAMPTZ '2026-01-01 00:16:39', "
+            "interval '1 second') AS t"))
+    with app.test_request_context():
+        exact = estimate_text("book_tickers", "?symbol=BTCUSDT&start=2026-01-01"
+                              "&end=2026-01-02&format=csv", "analyst", None)
+        bound = estimate_text("candles", "?symbol=BTCUSDT&interval=1d&start=2022-01-01"
+                              "&end=2022-02-01&format=parquet", "analyst", None)
+        empty = estimate_text("book_tickers", "?symbol=ETHUSDT&start=2026-01-01"
+                              "&end=2026-01-02", "analyst", None)
+        refused = estimate_text("book_tickers", "?symbol=BTCUSDT&start=2026-01-01"
+                                "&end=2026-03-01", "analyst", 7)
+    assert exact.startswith("1,000 rows, about ") and exact.endswith(" kB as csv")
+    assert bound.startswith("up to 31 rows, about ") and bound.endswith(" as parquet")
+    assert empty == "No rows in this range" and refused == ""
+    assert [byte_size(n) for n in (999, 1500, 2_500_000, 7_300_000_000)] == \
+        ["999 bytes", "1.5 kB", "2.5 MB", "7.3 GB"]
