@@ -1,5 +1,6 @@
 """`p2pdash export DATASET ... --format F --out FILE`: any dataset to a file, streamed, with a
-progress bar (bytes written), audited like an export through the API."""
+progress bar (bytes written against an estimate of the size), audited like an export through
+the API."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def export_command(ctx: click.Context, dataset: str, fmt: str, out: Path | None,
     from app.cli import database
     from app.exports import open_export
     from db.engine import make_engine
+    from db.export_stream import estimate
     from db.migrate import upgrade
 
     args = {key: value for key, value in filters.items() if value is not None}
@@ -50,13 +52,14 @@ def export_command(ctx: click.Context, dataset: str, fmt: str, out: Path | None,
         except ExportInvalid as invalid:
             raise click.BadParameter(invalid.message, param_hint=f"--{invalid.field}") from None
         target = out or Path(opened.filename)
+        expected = estimate(engine, opened.request).bytes  # the bar's 100 %, roughly
         written = 0
         with target.open("wb") as handle, click.progressbar(
-                length=0, label=f"{target.name}", file=sys.stderr,
-                show_pos=True, show_percent=False) as bar:
+                length=max(expected, 1), label=f"{target.name}", file=sys.stderr,
+                item_show_func=lambda _item: f"{written / 1e6:,.1f} MB") as bar:
             for block in opened.body:
                 handle.write(block)
                 written += len(block)
                 bar.update(len(block))
         engine.dispose()
-    click.echo(f"{target} ({written:,} bytes)")
+    click.echo(f"{target}: {opened.tally.rows:,} rows, {written:,} bytes")

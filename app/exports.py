@@ -33,6 +33,7 @@ class OpenExport:
     filename: str
     content_type: str
     body: Iterator[bytes]
+    tally: Tally  # rows sent so far
 
 
 def open_export(engine: Engine, name: str, args: Mapping[str, str], *, actor: str,
@@ -40,12 +41,14 @@ def open_export(engine: Engine, name: str, args: Mapping[str, str], *, actor: st
                 ) -> OpenExport:
     """Check an export for `actor`; its bytes come from `body`, audited when they end."""
     request = parse_request(name, args, role=role, user_id=user_id, max_days=max_days)
+    tally = Tally()
     return OpenExport(request, filename(request), CONTENT_TYPES[request.format],
-                      _audited(engine, request, actor))
+                      _audited(engine, request, actor, tally), tally)
 
 
-def _audited(engine: Engine, request: ExportRequest, actor: str) -> Iterator[bytes]:
-    tally, complete = Tally(), False
+def _audited(engine: Engine, request: ExportRequest, actor: str, tally: Tally
+             ) -> Iterator[bytes]:
+    complete = False
     try:
         yield from stream(engine, request, tally)
         complete = True

@@ -424,3 +424,28 @@ def test_the_export_page_shows_rows_and_size_before_the_download(app, engine, ho
     assert empty == "No rows in this range" and refused == ""
     assert [byte_size(n) for n in (999, 1500, 2_500_000, 7_300_000_000)] == \
         ["999 bytes", "1.5 kB", "2.5 MB", "7.3 GB"]
+
+
+def test_the_cli_writes_the_file_counts_its_rows_and_names_a_bad_field(
+        engine, hours, database_url, tmp_path):
+    from click.testing import CliRunner
+
+    from app.cli import cli
+    from tests.conftest import TEST_SECRET
+
+    env = {"DATABASE_URL": database_url, "P2PDASH_DATA_DIR": str(tmp_path / "var"),
+           "SECRET_KEY": TEST_SECRET, "P2PDASH_ENV": "test", "P2PDASH_ADMIN_PASSWORD": ""}
+    out = tmp_path / "days.parquet"
+    done = CliRunner().invoke(cli, ["export", "candles", "--symbol", "BTCUSDT", "--interval",
+                                    "1d", "--start", "2022-01-01", "--end", "2022-02-01",
+                                    "--format", "parquet", "--out", str(out)], env=env)
+    assert done.exit_code == 0, done.output
+    assert f"{out}: 31 rows" in done.output
+    assert pq.read_table(out).num_rows == 31
+    bad = CliRunner().invoke(cli, ["export", "candles", "--symbol", "BTCUSDT", "--interval",
+                                   "7m"], env=env)
+    assert bad.exit_code == 2 and "--interval" in bad.output
+    with engine.connect() as connection:
+        actors = connection.scalars(text(
+            "SELECT actor FROM audit_log WHERE action = 'export'")).all()
+    assert len(actors) == 1 and actors[0].startswith("cli:")
