@@ -21,4 +21,4 @@ RUN pip install --no-cache-dir -e .
 USER p2pdash
 EXPOSE 8050
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8050/healthz', timeout=4)" || exit 1
-CMD ["sh", "-c", "p2pdash db upgrade && exec gunicorn --bind ${P2PDASH_HOST}:${P2PDASH_PORT} --workers ${WEB_WORKERS:-2} --threads ${P2PDASH_THREADS:-8} --worker-class gthread wsgi:server"]
+CMD ["p2pdash", "run"]

@@ -27,7 +27,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_secret(settings.admin_password)
     settings = resolve_database(settings)
     server = Flask(__name__)
-    server.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False)
+    # No request body the app takes is larger than a P2P push (1 MB); the server itself
+    # (app/server.py) refuses anything over 16 MB before reading it.
+    server.config.update(SECRET_KEY=settings.secret_key, JSON_SORT_KEYS=False,
+                         MAX_CONTENT_LENGTH=1_048_576 + 4096,
+                         MAX_FORM_MEMORY_SIZE=65_536, MAX_FORM_PARTS=100)
     _bind_state(server, settings)
     _register_extensions(server, settings)
     _register_auth(server, settings)

@@ -1,7 +1,7 @@
 """`p2pdash demo`: the whole app against a simulated exchange on loopback, marked DEMO.
 
-The simulated exchange runs in a child process (`python -m ingest.fake`), so gunicorn's
-fork never copies its threads. The demo keeps its own embedded database under
+The simulated exchange runs in a child process (`python -m ingest.fake`), apart from the
+app's threads. The demo keeps its own embedded database under
 P2PDASH_DATA_DIR/demo: simulated prices never mix with real ones. A fresh one is seeded
 with the day before it (app/demo_seed.py), so the charts have a past from the start.
 """
@@ -64,7 +64,7 @@ def demo_settings(settings: Settings, endpoints: dict[str, str]) -> Settings:
 @contextmanager
 def stoppable() -> Iterator[None]:
     """Let SIGTERM unwind like Ctrl-C (stopping the exchange and the database) while the
-    demo prepares, until gunicorn installs its own handler."""
+    demo prepares, until the server installs its own handler."""
 
     def leave(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)

@@ -1,48 +1,70 @@
-"""Serve the app with gunicorn in this process tree: one worker, many threads.
+"""Serve the app with waitress in this process: one event loop reads, many threads answer.
 
-One worker keeps ingestion in one process by default; more processes (gunicorn -w N on
-wsgi.py, or more hosts) are fine because the ingest leader is elected in the database.
+Waitress reads each request, headers and body, in its event loop before any worker thread
+is given to it, so slow or stalled clients cost a socket, not a thread: eight clients
+trickling their headers (gunicorn's gthread worker handed each one a thread and stopped
+answering at all, /healthz included) now wait on their own. On top of waitress's idle
+timeout, a request must arrive in full within READ_SECONDS, or its connection is closed.
+Responses stream with back-pressure: a slow reader of an export blocks its own thread
+once OUTBUF_HIGH bytes wait for it, and what waits beyond OUTBUF_MEMORY goes to a
+temporary file, so memory stays flat.
+
+One process keeps ingestion in one place by default; more processes or hosts are fine
+because the ingest leader is elected in the database.
 """
 
 from __future__ import annotations
 
-import atexit
 import gc
 import logging
-import os
+import signal
+import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any
 
 from flask import Flask
-from gunicorn import glogging
-from gunicorn.app.base import BaseApplication
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
 
 from app.config import Settings
 
+log = logging.getLogger(__name__)
 
-class _RootLogger(glogging.Logger):
-    """Send gunicorn's own messages through our structured root handler."""
+READ_SECONDS = 30  # a request's headers and body must arrive within this
+IDLE_SECONDS = 60  # a kept-alive connection with nothing to say is closed after this
+CHECK_SECONDS = 2  # how often connections are checked against both
+MAX_HEADER_BYTES = 64 * 1024
+MAX_BODY_BYTES = 16 * 1024 * 1024  # the largest body read at all; routes set lower caps
+OUTBUF_MEMORY = 1024 * 1024
+OUTBUF_HIGH = 8 * 1024 * 1024
+CONNECTIONS = 1000
 
-    def setup(self, cfg) -> None:
-        super().setup(cfg)
-        for logger in (self.error_log, self.access_log):
-            logger.handlers.clear()
-            logger.propagate = True
-        self.error_log.setLevel(logging.getLogger().level)
+
+class _Channel(HTTPChannel):
+    """A connection that remembers when its current request began to arrive."""
+
+    reading_since = 0.0
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and data:
+            self.reading_since = time.time()
+        return super().received(data)
 
 
-class _Gunicorn(BaseApplication):
-    def __init__(self, factory: Callable[[], Flask], options: dict[str, object]) -> None:
-        self.factory = factory
-        self.options = options
-        super().__init__()
+class Server(TcpWSGIServer):
+    """Waitress, closing connections whose request is not in after READ_SECONDS."""
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
+    channel_class = _Channel
 
-    def load(self) -> Flask:
-        return settled(self.factory())
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        cutoff = now - READ_SECONDS
+        for channel in list(self.active_channels.values()):
+            if (channel.request is not None and not channel.requests
+                    and channel.reading_since < cutoff):
+                log.info("closing a connection whose request did not arrive in %d s",
+                         READ_SECONDS, extra={"client": str(channel.addr[0])[:64]})
+                channel.will_close = True
 
 
 def settled(app: Flask) -> Flask:
@@ -55,33 +77,36 @@ def settled(app: Flask) -> Flask:
     return app
 
 
+def make_server(settings: Settings, app: Any, *, port: int | None = None) -> Server:
+    """A bound, not yet running server for `app` on P2PDASH_HOST:P2PDASH_PORT."""
+    return Server(app, host=settings.host, port=settings.port if port is None else port,
+                  threads=settings.threads, ident="p2pdash", channel_timeout=IDLE_SECONDS,
+                  cleanup_interval=CHECK_SECONDS, connection_limit=CONNECTIONS,
+                  max_request_header_size=MAX_HEADER_BYTES,
+                  max_request_body_size=MAX_BODY_BYTES, outbuf_overflow=OUTBUF_MEMORY,
+                  outbuf_high_watermark=OUTBUF_HIGH, expose_tracebacks=False,
+                  asyncore_use_poll=True)
+
+
 def serve(settings: Settings, factory: Callable[[], Flask]) -> None:
-    """Run until SIGINT or SIGTERM; the app is built in the worker, after the fork."""
-    options = {
-        "bind": f"{settings.host}:{settings.port}",
-        "workers": 1,
-        "worker_class": "gthread",
-        "threads": settings.threads,
-        "timeout": 120,
-        "graceful_timeout": 10,
-        "logger_class": _RootLogger,
-        "proc_name": "p2pdash",
-        # gunicorn 27 opens a control socket under ~/.gunicorn by default; we need none.
-        "control_socket_disable": True,
-    }
-    master = os.getpid()
+    """Build the app and serve it until SIGINT or SIGTERM."""
+    app = settled(factory())
+    server = make_server(settings, app)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("stopping on signal %d", signum)
+        raise SystemExit(0)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM,
+                                                                     signal.SIGINT)}
+    log.info("serving", extra={"bind": f"{settings.host}:{server.effective_port}",
+                               "threads": settings.threads})
     try:
-        _Gunicorn(factory, options).run()
-    except SystemExit as leaving:
-        if os.getpid() != master:
-            _end_worker(leaving.code)
-        raise
-
-
-def _end_worker(code: object) -> NoReturn:
-    """End a worker process where it leaves gunicorn. It was forked inside its master's call
-    stack, so unwinding further would run the master's clean-ups in the worker (stop the
-    embedded database it started, the demo's exchange) before the worker's own exit hooks
-    had flushed ingestion. Those hooks run here, then the process ends."""
-    atexit._run_exitfuncs()  # the worker's own: the ingest service flushes its writer
-    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+        server.run()  # returns when a signal's SystemExit stops the loop
+    finally:
+        server.close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        ingest = app.extensions.get("p2pdash_ingest")
+        if ingest is not None:  # flush the writer now, while the database still runs
+            ingest.stop()

@@ -1,0 +1,78 @@
+"""The server as `p2pdash run` serves it holds up to slow clients and oversized requests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from app import server as served
+
+SLOW_CLIENTS = 16  # twice the threads: gunicorn's gthread worker stopped answering at 8
+
+
+@pytest.fixture
+def base(app, settings, monkeypatch) -> Iterator[str]:
+    monkeypatch.setattr(served, "READ_SECONDS", 2)
+    monkeypatch.setattr(served, "CHECK_SECONDS", 1)
+    server = served.make_server(settings, app, port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+    server.task_dispatcher.shutdown()
+
+
+def trickle(base: str) -> socket.socket:
+    """A client that has sent half a request line and then nothing more."""
+    host, port = base.removeprefix("http://").split(":")
+    client = socket.create_connection((host, int(port)))
+    client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    return client
+
+
+def test_slow_clients_leave_the_threads_to_everyone_else(base):
+    slow = [trickle(base) for _ in range(SLOW_CLIENTS)]
+    try:
+        started = time.monotonic()
+        answer = requests.get(f"{base}/healthz", timeout=5)
+        assert answer.status_code in (200, 503)
+        assert time.monotonic() - started < 5
+    finally:
+        for client in slow:
+            client.close()
+
+
+def test_a_request_that_does_not_arrive_in_time_is_cut_off(base):
+    client = trickle(base)
+    client.settimeout(10)
+    started = time.monotonic()
+    try:
+        assert client.recv(1024) == b"", "the server closed the connection"
+    except ConnectionResetError:
+        pass
+    assert time.monotonic() - started < 8
+    client.close()
+
+
+def test_an_oversized_body_is_refused_without_being_read(base):
+    host, port = base.removeprefix("http://").split(":")
+    client = socket.create_connection((host, int(port)))
+    client.settimeout(10)
+    client.sendall(b"POST /api/v1/ingest/p2p-offers HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                   b"application/json\r\nContent-Length: %d\r\n\r\n" % (served.MAX_BODY_BYTES + 1))
+    assert client.recv(1024).split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Request Entity Too Large"
+    client.close()
+
+
+def test_a_body_over_the_apps_limit_gets_413_before_it_is_parsed(client_as):
+    kiosk = client_as("kiosk")
+    body = b'{"output": "x", "inputs": [], "changedPropIds": [], "pad": "' + b"x" * 2_000_000 \
+        + b'"}'
+    answer = kiosk.post("/_dash-update-component", data=body,
+                        headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
