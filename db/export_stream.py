@@ -34,8 +34,10 @@ BOM = "\ufeff"
 ARROW_TYPES = {"text": pa.string(), "int": pa.int64(), "decimal": pa.decimal128(38, 18),
                "time": pa.timestamp("us", tz="UTC"), "bool": pa.bool_()}
 CHUNK = 256 * 1024  # bytes handed to the web server at a time
-ROW_GROUP = 50_000  # Parquet rows per row group (a few MB of Arrow buffers)
-ARROW_BLOCK = 1 << 20  # bytes of CSV Arrow parses at a time
+# Parquet rows per row group and CSV bytes Arrow parses at a time: a 265k-row candle export
+# grew the process by 54 MB at 50,000 and 1 MB, 40 MB at these.
+ROW_GROUP = 20_000
+ARROW_BLOCK = 256 * 1024
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
                  "excel": "text/tab-separated-values; charset=utf-16le",
                  "parquet": "application/vnd.apache.parquet", "binance": "text/csv"}
