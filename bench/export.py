@@ -11,12 +11,12 @@ Run on demand (not in CI). One run, one table:
    stored rows as they are ("plain"), and the export's own SELECT (ISO times, booleans as
    text, payment names) run the same raw way, to tell the SQL's cost from the app's.
 3. The export API over HTTP: GET /api/v1/export/{dataset} with an `export` API key of an
-   analyst, against gunicorn on loopback (one gthread worker, as app/server.py serves),
+   analyst, against the app as `p2pdash run` serves it on loopback (app/server.py),
    read by curl (so the client's chunk decoding costs no Python time), as CSV and Parquet:
    1m candles (one request per symbol, a whole symbol each, summed), 4h candles (the same
    symbols), P2P offers (one request per market, summed). Rows are counted in what arrived
    (CSV lines, Parquet metadata) and checked against the baseline's.
-4. Memory: the worker's VmRSS (/proc/<pid>/status) sampled every 50 ms while a case runs;
+4. Memory: the web process's VmRSS (/proc/<pid>/status) sampled every 50 ms while a case runs;
    the table shows the peak minus the RSS just before the case's first request (after a
    small warm-up export of the same dataset and format).
 
@@ -201,7 +201,7 @@ class PeakRss(threading.Thread):
 
 @dataclass(frozen=True)
 class Server:
-    """The app under gunicorn: its base URL, an export key, the worker's pid, a scratch dir."""
+    """The app as served: its base URL, an export key, its pid, a scratch dir."""
 
     base: str
     key: str
@@ -260,14 +260,14 @@ def over_http(server: Server, case: Case, fmt: str) -> Measure:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str]) -> Iterator[tuple[str, int]]:
-    """The app under gunicorn as app/server.py serves it (one gthread worker); yields its
-    base URL and the worker's pid."""
+def served(env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """The app as `p2pdash run` serves it (app/server.py: waitress, one process, 8
+    threads); yields its base URL and the process's pid."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "8",
-               "-b", f"{LOOPBACK}:{port}", "--log-level", "warning", "--timeout", "120",
-               "--keep-alive", "30", "wsgi:server"]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+    command = [sys.executable, "-m", "app", "run"]
+    process = subprocess.Popen(command, cwd=ROOT, env={
+        **os.environ, **env, "P2PDASH_HOST": LOOPBACK, "P2PDASH_PORT": str(port),
+        "P2PDASH_THREADS": "8", "P2PDASH_LOG_LEVEL": "WARNING"})
     base = f"http://{LOOPBACK}:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -278,12 +278,9 @@ def gunicorn(env: dict[str, str]) -> Iterator[tuple[str, int]]:
             except requests.RequestException:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start")
+                raise RuntimeError("the app did not start")
             time.sleep(0.2)
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        if len(children) != 1:
-            raise RuntimeError(f"expected one gunicorn worker, found {children}")
-        yield base, int(children[0])
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -391,9 +388,9 @@ def measure_all(args: argparse.Namespace, url: str, dataset: views_data.Dataset,
     workdir = Path(tempfile.mkdtemp(prefix="p2pdash-bench-export-"))
     env = bench_settings(url, data_dir, dataset)
     try:
-        with gunicorn(env) as (base, worker):
+        with served(env) as (base, worker):
             server = Server(base, key, worker, workdir)
-            say(f"gunicorn at {base}, worker pid {worker}, "
+            say(f"app at {base}, pid {worker}, "
                 f"RSS {rss_kb(worker) / 1024:.0f} MB")
             for case in chosen:
                 if not case.requests:
@@ -439,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         postgres.stop()  # a cluster that was already running is left as it was
     print_rows(f"export throughput ({'small' if args.small else 'full'} dataset; x raw = "
-               f"rows/s over the plain raw COPY's; RSS +MB = the gunicorn worker's peak VmRSS "
+               f"rows/s over the plain raw COPY's; RSS +MB = the web process's peak VmRSS "
                f"growth during the case)", rows,
                ["case", "way", "requests", "rows", "MB", "seconds", "rows/s", "x raw",
                 "RSS +MB", "aims"])
