@@ -51,19 +51,37 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         line = orjson.dumps(entry, default=str).decode()
-        return redact(line)
+        # JSON escapes every other control character; these two break lines in some viewers.
+        return redact(line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape(text: object) -> str:
+    """Text with every control character (newlines included) written as an escape, so no
+    value from outside can start a line of its own or hide part of one."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(),
+                        str(text))
 
 
 class TextFormatter(logging.Formatter):
-    """Readable lines for a terminal: time, level, logger, message, key=value context."""
+    """Readable lines for a terminal: time, level, logger, message, key=value context.
+    Message and context are escaped; a traceback's lines are indented under its record,
+    so none of them can pass for a record of its own."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        context = " ".join(f"{k}={v}" for k, v in _context(record).items())
-        return redact(f"{line} [{context}]" if context else line)
+        head = (f"{self.formatTime(record, self.datefmt)} {record.levelname:<7} "
+                f"{record.name}: {escape(record.getMessage())}")
+        context = " ".join(f"{escape(k)}={escape(v)}" for k, v in _context(record).items())
+        line = f"{head} [{context}]" if context else head
+        if record.exc_info:
+            trace = self.formatException(record.exc_info)
+            line += "\n" + "\n".join("    " + escape(part) for part in trace.splitlines())
+        return redact(line)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:

@@ -29,3 +29,25 @@ def test_passwords_in_urls_and_registered_secrets_are_masked():
         line = formatter.format(record(message))
         assert "pa55word" not in line and "s3cr3t-api-key-value" not in line
         assert "postgresql://app:***@db:5432/x" in line
+
+
+def test_no_value_from_outside_can_forge_a_log_line():
+    forged = "eve\n05:00:00 INFO    app.audit: audit login.success [actor=admin"
+    record = logging.LogRecord("app.audit", logging.INFO, __file__, 1, "audit %s", ("login",),
+                               None)
+    record.actor = forged
+    record.agent = "curl\r\x1b[2Kok\u2028"
+    for formatter in (TextFormatter(), JsonFormatter()):
+        line = formatter.format(record)
+        assert "\n" not in line and "\r" not in line and "\x1b" not in line
+        assert "\u2028" not in line
+    assert "actor=eve\\n05:00:00" in TextFormatter().format(record)
+    try:
+        raise ValueError(forged)
+    except ValueError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    text = TextFormatter().format(record)
+    assert all(line.startswith("    ") for line in text.splitlines()[1:]), \
+        "a traceback's lines are indented under their record"
