@@ -34,9 +34,14 @@ def test_daily_candles_from_hourly_ones_match_the_real_daily_row(client, stored,
     assert day["open"] == "46216.93000000"
 
 
-def test_csv_format_has_the_same_fields(client, stored, headers):
-    response = client.get("/api/v1/candles?symbol=BTCUSDT&interval=1h&start=1640995200000"
-                          "&limit=3&format=csv", headers=headers)
+def test_csv_format_has_the_same_fields_and_needs_the_export_scope(app, client, stored,
+                                                                     headers):
+    url = "/api/v1/candles?symbol=BTCUSDT&interval=1h&start=1640995200000&limit=3&format=csv"
+    refused = client.get(url, headers=headers)  # a read-only key
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["details"][0]["field"] == "format"
+    exporter = {"X-API-Key": api_key(app, "analyst", ("read", "export"))[1]}
+    response = client.get(url, headers=exporter)
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [row["open_time"] for row in rows] == [

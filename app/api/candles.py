@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from spectree import Response as SpecResponse
 
 from app import access, state
-from app.api import bp, spec
+from app.api import bp, principal, spec
 from app.api.errors import ApiError, ErrorBody
 from db.candles_api import CandleParamError, candles_response
 
@@ -58,7 +58,12 @@ class CandlesOut(BaseModel):
                # spectree would reject the CSV body as invalid JSON.
                skip_validation=True)
 def candles():
-    """Candles of a symbol between start and end, as JSON or (format=csv) CSV."""
+    """Candles of a symbol between start and end, as JSON or (format=csv, with the export
+    scope) CSV."""
+    if flask_request.args.get("format") == "csv" and "export" not in principal().scopes:
+        raise ApiError(403, "insufficient_scope", "CSV needs the 'export' scope",
+                       [{"index": None, "field": "format",
+                         "message": "CSV needs the 'export' scope; JSON needs 'read'"}])
     try:
         body, mimetype = candles_response(state.current().engine, flask_request.args)
     except CandleParamError as error:
