@@ -39,6 +39,24 @@ def test_payment_codes_from_the_url_once_each():
     assert pick_codes({}, "payment") == []
 
 
+@pytest.mark.parametrize("params", [
+    {"markets": ["binance:USDT/ARS", "binance:USDT/ARS"]},  # a repeated parameter
+    {"markets": "binance:USDT/ARS", "amount": ["1", "2"], "payment": ["a", "b"]},
+    {"amount": "\u00b2"}, {"amount": "\u0663"}, {"amount": "1E+999999999"},
+    {"amount": "9" * 5000}, {"payment": "mercado\x00pago,ok"}, {"completion": "-0"},
+    {"range": ["1d", "7d"]}, {"merchants": ["1"]}, {"markets": 7},
+])
+def test_malformed_or_repeated_url_parameters_still_open_the_page(app, params):
+    from layouts import candles, depth, spread, volume
+
+    with app.test_request_context():
+        for page in (spread, depth, volume, candles):
+            assert page.layout(**params) is not None
+    assert pick_many(params, "markets", ["binance:USDT/ARS"]) in ([], ["binance:USDT/ARS"])
+    assert pick_number(params, "amount") in (None, 1.0)
+    assert all(code.isascii() and "\x00" not in code for code in pick_codes(params, "payment"))
+
+
 def test_notes_are_plain_json_so_figures_beside_them_skip_plotlys_slow_path():
     answer = [{"data": [{"x": [1, 2], "y": [0.5, 1.5]}]}, [note("Feed down"), note("")]]
     assert orjson.loads(orjson.dumps(answer))[1] == [
