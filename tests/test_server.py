@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -51,10 +52,8 @@ def test_a_request_that_does_not_arrive_in_time_is_cut_off(base):
     client = trickle(base)
     client.settimeout(10)
     started = time.monotonic()
-    try:
+    with contextlib.suppress(ConnectionResetError):  # closed, or reset: either is cut off
         assert client.recv(1024) == b"", "the server closed the connection"
-    except ConnectionResetError:
-        pass
     assert time.monotonic() - started < 8
     client.close()
 
