@@ -62,9 +62,13 @@ def timescaledb_installed(bindir: Path) -> bool:
 
 
 def free_port(preferred: int | None = None) -> int:
-    """Return `preferred` if it is free on loopback, else any free loopback port."""
+    """Return `preferred` if it is free on loopback, else any free loopback port. Closed
+    connections of a stopped server (TIME_WAIT) do not make its port taken: PostgreSQL
+    binds with SO_REUSEADDR as this probe does, so a restart keeps its port and clients'
+    URLs stay valid."""
     for port in ([preferred] if preferred else []) + [0]:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:

@@ -142,3 +142,20 @@ def test_run_falls_back_to_the_demo_when_no_exchange_answers(root):
         "ingestion stopped before its database: " + output[-3000:])
     assert "First run: created the admin 'admin' and password" in output
     EmbeddedPostgres(root / "demo" / "pg").stop(force=True)
+
+
+def test_a_port_whose_closed_connections_linger_is_still_free():
+    import socket
+
+    from db.embedded import free_port
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+        client.close()
+    assert free_port(port) == port, "the same port again after a restart"
