@@ -13,10 +13,15 @@ from db import views
 from layouts import ids
 from layouts.controls import spot_symbols
 from layouts.figures import spark_text
+from layouts.grids import fitted_height
 from layouts.urlstate import search
 
 FEED_LABELS = {"book_ticker": "book ticker", "ticker_24h": "24h ticker",
                "candle_1m": "1m candle"}
+# Each grid with the note that says why it is empty, in the order update_overview fills them.
+GRIDS = ((ids.OVERVIEW_MARKETS_TABLE, ids.OVERVIEW_MARKETS),
+          (ids.OVERVIEW_TICKERS_TABLE, ids.OVERVIEW_TICKERS),
+          (ids.OVERVIEW_FEEDS_TABLE, ids.OVERVIEW_FEEDS))
 TICKER_NUMBERS = ("last", "change_pct", "high", "low", "volume", "quote_volume", "trades")
 
 
@@ -55,15 +60,13 @@ def feeds_rows() -> tuple[list[dict[str, Any]], str | None]:
 
 
 def register(dash_app: Dash) -> None:
-    """Fill the three tables on load, on filter changes and on every live tick."""
+    """Fill the three grids on load, on filter changes and on every live tick."""
 
     @access.callback(
         dash_app,
-        output=[Output(ids.OVERVIEW_MARKETS_TABLE, "data"),
-                Output(ids.OVERVIEW_MARKETS, "children"),
-                Output(ids.OVERVIEW_TICKERS_TABLE, "data"),
-                Output(ids.OVERVIEW_TICKERS, "children"),
-                Output(ids.OVERVIEW_FEEDS_TABLE, "data"), Output(ids.OVERVIEW_FEEDS, "children")],
+        output=[output for grid_id, note_id in GRIDS
+                for output in (Output(grid_id, "rowData"), Output(grid_id, "style"),
+                               Output(note_id, "children"))],
         inputs={"exchanges": Input(ids.OVERVIEW_EXCHANGES, "value"),
                 "fiats": Input(ids.OVERVIEW_FIATS, "value"),
                 "ticks": Input(ids.LIVE, "n_intervals")},
@@ -73,7 +76,7 @@ def register(dash_app: Dash) -> None:
         tables = (p2p_overview.markets_rows(exchanges or [], fiats or []), tickers_rows(),
                   feeds_rows())
         return [part for rows, reason in tables
-                for part in (rows, common.note(reason, "secondary"))]
+                for part in (rows, fitted_height(len(rows)), common.note(reason, "secondary"))]
 
     @access.callback(
         dash_app,

@@ -67,8 +67,10 @@ def now_block(markets: list[str], filters) -> Any:
 
 
 def advert_rows(adverts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Adverts as table rows (the run id and capture time kept for a click)."""
-    return [{"side": row["side"], "price": row["price"], "available": row["available"],
+    """Adverts as grid rows, each with a key (its side and the exchange's ad number) and the
+    run id and capture time kept for a click."""
+    return [{"key": f"{row['side']}:{row['offer_id']}", "side": row["side"],
+             "price": row["price"], "available": row["available"],
              "min_fiat": row["min_fiat"], "max_fiat": row["max_fiat"],
              "methods": ", ".join(row["payment_methods"]),
              "merchant": "yes" if row["is_merchant"] else "",
@@ -104,12 +106,14 @@ def run_block(run_id: int | None) -> Any:
     return html.Div(parts)
 
 
-def clicked_run(click: dict | None, cell: dict | None, rows: list[dict] | None) -> int | None:
-    """The run behind the clicked chart point or table row."""
-    if ctx.triggered_id == ids.SPREAD_ADVERTS:
-        if not cell or not rows or cell.get("row") is None or cell["row"] >= len(rows):
-            return None
-        return rows[cell["row"]].get("run_id")
+def advert_run(cell: dict | None, rows: list[dict] | None) -> int | None:
+    """The run behind the advert of a clicked grid cell (rows are known by their key)."""
+    key = (cell or {}).get("rowId")
+    return next((row.get("run_id") for row in rows or [] if row.get("key") == key), None)
+
+
+def point_run(click: dict | None) -> int | None:
+    """The run behind a clicked chart point (its market and snapshot time)."""
     point = (click or {}).get("points", [{}])[0]
     custom = point.get("customdata")
     if not custom or len(custom) != 2 or custom[1] is None:
@@ -180,7 +184,7 @@ def _register_details(dash_app: Dash) -> None:
     @access.callback(
         dash_app,
         output=[Output(ids.SPREAD_NOW, "children"), Output(ids.SPREAD_METHODS, "figure"),
-                Output(ids.SPREAD_ADVERTS, "data")],
+                Output(ids.SPREAD_ADVERTS, "rowData")],
         inputs={"markets": Input(ids.SPREAD_MARKETS, "value"), **FILTERS, **live.VIEWER},
         roles=access.EVERYONE,
     )
@@ -206,21 +210,21 @@ def _register_run_and_url(dash_app: Dash) -> None:
         Output(ids.SPREAD_RUN, "is_open"),
         Output(ids.SPREAD_RUN_BODY, "children"),
         Output(ids.SPREAD_GRAPH, "clickData"),
-        Output(ids.SPREAD_ADVERTS, "active_cell"),
         Input(ids.SPREAD_GRAPH, "clickData"),
-        Input(ids.SPREAD_ADVERTS, "active_cell"),
-        State(ids.SPREAD_ADVERTS, "derived_viewport_data"),
+        Input(ids.SPREAD_ADVERTS, "cellClicked"),
+        State(ids.SPREAD_ADVERTS, "rowData"),
         roles=access.EVERYONE,
         prevent_initial_call=True,
     )
     def on_open_run(click, cell, rows):
-        if not click and not cell:  # our own reset below
-            return no_update, no_update, no_update, no_update
-        run_id = clicked_run(click, cell, rows)
-        if run_id is None and ctx.triggered_id == ids.SPREAD_ADVERTS:
-            return no_update, no_update, None, None
-        # Forget the click, so the same point or row opens its run again.
-        return True, run_block(run_id), None, None
+        if ctx.triggered_id == ids.SPREAD_ADVERTS:
+            # A cell click carries its time, so the same cell opens its run again.
+            run_id = advert_run(cell, rows)
+            return (no_update,) * 3 if run_id is None else (True, run_block(run_id), no_update)
+        if not click:  # our own reset below
+            return (no_update,) * 3
+        # Forget the click, so the same point opens its run again.
+        return True, run_block(point_run(click)), None
 
     @access.callback(
         dash_app,

@@ -1,21 +1,21 @@
 """Overview, the landing page: every P2P market's best prices, spread and liquidity, the spot
 tickers, and how fresh each feed's data is, at a glance and live.
 
-The three tables are DataTables fed with plain rows: a screen refreshing every few seconds
+The three tables are AG Grids fed with plain rows: a screen refreshing every few seconds
 gets a few kilobytes of numbers, not a tree of HTML components (building and serialising
-600 components took most of a cached refresh).
+600 components took most of a cached refresh), and draws only the rows in view.
 """
 
 from __future__ import annotations
 
+import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import dash_table, dcc, html
-from dash.dash_table.Format import Format, Group, Scheme, Sign, Trim
+from dash import dcc, html
 
 from app import access
 from layouts import ids
 from layouts.controls import LOADING_DELAY_MS, field, note_area, p2p_markets
-from layouts.figures import ASK, BID, DOWN, UP
+from layouts.grids import AMOUNT, CHANGE, PERCENT, PRICE, WHOLE, grid, number_column, text_column
 from layouts.urlstate import location, pick_many
 
 PATH = "/"
@@ -24,59 +24,53 @@ TITLE = "p2pdash"
 ORDER = 0
 ROLES = access.EVERYONE
 
-PRICE = Format(precision=6, scheme=Scheme.fixed, group=Group.yes, trim=Trim.yes)
-AMOUNT = Format(precision=2, scheme=Scheme.fixed, group=Group.yes)
-WHOLE = Format(precision=0, scheme=Scheme.fixed, group=Group.yes)
-PERCENT = Format(precision=3, scheme=Scheme.fixed)
-CHANGE = Format(precision=3, scheme=Scheme.fixed, sign=Sign.positive)
-TEXT = None
+# Colour rules: CSS classes of assets/grid.css, by a JavaScript condition on the cell.
+ASK_CELL = {"grid-ask": "params.value != null"}
+BID_CELL = {"grid-bid": "params.value != null"}
+# A spread widening is bad news, so it reads in the falling colour.
+SPREAD_CHANGE = {"grid-down": "params.value > 0", "grid-up": "params.value < 0"}
+PRICE_CHANGE = {"grid-up": "params.value != null && params.value >= 0",
+                "grid-down": "params.value < 0"}
+FEED_STATE = {"grid-stale": "params.value === 'stale'", "grid-fresh": "params.value === 'fresh'"}
 
-MARKET_COLUMNS = [("market", "Market", TEXT), ("best_ask", "Best ask", PRICE),
-                  ("best_bid", "Best bid", PRICE), ("spread_pct", "Spread %", PERCENT),
-                  ("change", "24h change (pt)", CHANGE), ("ask_liquidity", "Ask liquidity", AMOUNT),
-                  ("bid_liquidity", "Bid liquidity", AMOUNT), ("adverts", "Adverts ask/bid", TEXT),
-                  ("trend", "Spread 24h", TEXT), ("updated", "Updated", TEXT)]
-TICKER_COLUMNS = [("symbol", "Symbol", TEXT), ("last", "Last", PRICE),
-                  ("change_pct", "24h %", CHANGE), ("high", "High", PRICE), ("low", "Low", PRICE),
-                  ("volume", "Volume", AMOUNT), ("quote_volume", "Quote vol.", WHOLE),
-                  ("trades", "Trades", WHOLE), ("trend", "24h trend", TEXT),
-                  ("updated", "Updated", TEXT)]
-FEED_COLUMNS = [("feed", "Feed", TEXT), ("newest", "Newest (UTC)", TEXT), ("age", "Age", TEXT),
-                ("state", "State", TEXT)]
+MARKET_COLUMNS = [
+    text_column("market", "Market", minWidth=150),
+    number_column("best_ask", "Best ask", PRICE, cellClassRules=ASK_CELL),
+    number_column("best_bid", "Best bid", PRICE, cellClassRules=BID_CELL),
+    number_column("spread_pct", "Spread %", PERCENT),
+    number_column("change", "24h change (pt)", CHANGE, cellClassRules=SPREAD_CHANGE),
+    number_column("ask_liquidity", "Ask liquidity", AMOUNT),
+    number_column("bid_liquidity", "Bid liquidity", AMOUNT),
+    text_column("adverts", "Adverts ask/bid"),
+    text_column("trend", "Spread 24h"),
+    text_column("updated", "Updated"),
+]
+TICKER_COLUMNS = [
+    text_column("symbol", "Symbol"),
+    number_column("last", "Last", PRICE),
+    number_column("change_pct", "24h %", CHANGE, cellClassRules=PRICE_CHANGE),
+    number_column("high", "High", PRICE),
+    number_column("low", "Low", PRICE),
+    number_column("volume", "Volume", AMOUNT),
+    number_column("quote_volume", "Quote vol.", WHOLE),
+    number_column("trades", "Trades", WHOLE),
+    text_column("trend", "24h trend"),
+    text_column("updated", "Updated"),
+]
+FEED_COLUMNS = [
+    text_column("feed", "Feed", minWidth=220),
+    text_column("newest", "Newest (UTC)"),
+    text_column("age", "Age"),
+    text_column("state", "State", cellClassRules=FEED_STATE),
+]
+# The field that names a row, so a refresh updates the rows in place.
+ROW_IDS = {ids.OVERVIEW_MARKETS_TABLE: "market", ids.OVERVIEW_TICKERS_TABLE: "symbol",
+           ids.OVERVIEW_FEEDS_TABLE: "feed"}
 
 
-def _coloured(column: str, colour: str) -> dict:
-    return {"if": {"column_id": column}, "color": colour}
-
-
-def _when(query: str, column: str, **style: str) -> dict:
-    return {"if": {"filter_query": query, "column_id": column}, **style}
-
-
-STYLES = {
-    ids.OVERVIEW_MARKETS_TABLE: [_coloured("best_ask", ASK), _coloured("best_bid", BID),
-                                 _when("{change} > 0", "change", color=DOWN),
-                                 _when("{change} < 0", "change", color=UP)],
-    ids.OVERVIEW_TICKERS_TABLE: [_when("{change_pct} >= 0", "change_pct", color=UP),
-                                 _when("{change_pct} < 0", "change_pct", color=DOWN)],
-    ids.OVERVIEW_FEEDS_TABLE: [
-        _when('{state} = "stale"', "state", backgroundColor="#dc3545", color="white"),
-        _when('{state} = "fresh"', "state", backgroundColor="#198754", color="white")],
-}
-
-
-def data_table(table_id: str, columns: list) -> dash_table.DataTable:
-    """A compact sortable table of plain rows, coloured by STYLES."""
-    return dash_table.DataTable(
-        id=table_id, data=[], sort_action="native", style_as_list_view=True,
-        columns=[{"id": key, "name": name, "type": "numeric" if fmt else "text",
-                  **({"format": fmt} if fmt else {})} for key, name, fmt in columns],
-        style_cell={"fontSize": "0.8rem", "padding": "3px 8px", "backgroundColor": "inherit",
-                    "color": "inherit", "textAlign": "right", "whiteSpace": "nowrap"},
-        style_cell_conditional=[{"if": {"column_id": key}, "textAlign": "left"}
-                                for key, _, fmt in columns if fmt is None],
-        style_header={"fontWeight": "600", "backgroundColor": "inherit"},
-        style_data_conditional=STYLES.get(table_id, []), style_table={"overflowX": "auto"})
+def data_table(table_id: str, columns: list) -> dag.AgGrid:
+    """A compact grid of plain rows: sortable, filterable, coloured by its columns' rules."""
+    return grid(table_id, columns, row_id=ROW_IDS[table_id])
 
 
 def _card(title: str, note_id: str, table_id: str, columns: list) -> dbc.Card:

@@ -4,8 +4,9 @@ opens the run that brought it."""
 
 from __future__ import annotations
 
+import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import dash_table, dcc, html
+from dash import dcc, html
 
 from app import access
 from layouts import ids
@@ -21,6 +22,7 @@ from layouts.controls import (
     select,
 )
 from layouts.download import chart_header
+from layouts.grids import grid, number_column, text_column
 from layouts.urlstate import location, pick, pick_codes, pick_flag, pick_many, pick_number
 
 PATH = "/spread"
@@ -31,12 +33,14 @@ ROLES = access.EVERYONE
 
 DEFAULT_RANGE = "1d"
 DEFAULT_BUCKET = "5m"
+ADVERT_PAGE_SIZE = 20
 ADVERT_COLUMNS = [
-    ("side", "Side", "text"), ("price", "Price", "numeric"),
-    ("available", "Available", "numeric"), ("min_fiat", "Min (fiat)", "numeric"),
-    ("max_fiat", "Max (fiat)", "numeric"), ("methods", "Payment methods", "text"),
-    ("merchant", "Merchant", "text"), ("advertiser", "Advertiser", "text"),
-    ("completion", "Completion %", "numeric"), ("orders", "Orders (30d)", "numeric"),
+    text_column("side", "Side"), number_column("price", "Price"),
+    number_column("available", "Available"), number_column("min_fiat", "Min (fiat)"),
+    number_column("max_fiat", "Max (fiat)"),
+    text_column("methods", "Payment methods", minWidth=200, tooltipField="methods"),
+    text_column("merchant", "Merchant"), text_column("advertiser", "Advertiser"),
+    number_column("completion", "Completion %"), number_column("orders", "Orders (30d)"),
 ]
 
 
@@ -72,19 +76,12 @@ def offer_filters(params: dict[str, str]) -> dbc.Row:
     ], className="align-items-end")
 
 
-def adverts_table() -> dash_table.DataTable:
-    """The top adverts, sortable and filterable in the browser."""
-    return dash_table.DataTable(
-        id=ids.SPREAD_ADVERTS, data=[], sort_action="native", filter_action="native",
-        page_size=20, style_table={"overflowX": "auto"}, cell_selectable=True,
-        columns=[{"id": key, "name": name, "type": kind} for key, name, kind in ADVERT_COLUMNS],
-        style_cell={"fontSize": "0.8rem", "padding": "2px 6px", "textAlign": "right",
-                    "backgroundColor": "inherit", "color": "inherit"},
-        style_cell_conditional=[{"if": {"column_id": c}, "textAlign": "left"}
-                                for c in ("side", "methods", "merchant", "advertiser")],
-        style_filter={"backgroundColor": "inherit", "color": "inherit"},
-        style_header={"fontWeight": "600", "backgroundColor": "inherit"},
-        style_as_list_view=True)
+def adverts_table() -> dag.AgGrid:
+    """The top adverts, sortable and filterable in the browser, a page at a time; a click on
+    a cell opens the run that brought its advert."""
+    return grid(ids.SPREAD_ADVERTS, ADVERT_COLUMNS, row_id="key", floating_filters=True,
+                style={}, domLayout="autoHeight", pagination=True,
+                paginationPageSize=ADVERT_PAGE_SIZE, paginationPageSizeSelector=False)
 
 
 def run_modal() -> dbc.Modal:

@@ -86,7 +86,7 @@ def test_expt002_a_trader_has_no_download_menu_and_no_export_page(
         dash_duo, start_as, p2p_data):  # noqa: F811
     start_as("trader", "/spread")
     wait_traces(dash_duo, ids.SPREAD_GRAPH, lambda t: len(t) == 3)
-    dash_duo.wait_for_element(f"#{ids.SPREAD_ADVERTS}", timeout=20)
+    dash_duo.wait_for_element(f"#{ids.SPREAD_ADVERTS} .ag-row", timeout=20)  # the grid drawn
     assert dash_duo.find_elements(f"#{ids.DOWNLOAD_SPREAD}") == []
     assert dash_duo.find_elements(f"#{ids.DOWNLOAD_ADVERTS}") == []
     dash_duo.driver.save_screenshot("/tmp/export_trader_spread.png")

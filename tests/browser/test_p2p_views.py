@@ -3,6 +3,8 @@ pollers stored from the local fake P2P exchange (and spot candles from the real 
 
 from __future__ import annotations
 
+import re
+
 from layouts import ids
 from tests.browser.p2p_fixtures import (  # noqa: F401
     fake,
@@ -11,9 +13,20 @@ from tests.browser.p2p_fixtures import (  # noqa: F401
     p2p_url,
     settings,
 )
-from tests.browser.views_helpers import column, url_query, wait_traces
+from tests.browser.views_helpers import (
+    CallbackCounter,
+    column,
+    header,
+    sort_by,
+    url_query,
+    wait_traces,
+)
 from tests.spot_support import wait_until
 from tests.views_support import backfill
+
+MARKETS = ["binance:USDT/ARS", "okx:USDT/ARS", "binance:BTC/ARS"]
+# Grouped thousands, up to six decimals with the trailing zeros trimmed.
+PRICE = re.compile(r"\d{1,3}(,\d{3})*(\.\d{1,6})?")
 
 
 def number(text: str) -> float:
@@ -54,10 +67,13 @@ def test_ovw003_markets_with_prices_spread_and_fresh_feeds(dash_duo, start_as,
                                                           p2p_data):  # noqa: F811
     start_as("kiosk")
     table = ids.OVERVIEW_MARKETS_TABLE
-    markets = ["binance:USDT/ARS", "okx:USDT/ARS", "binance:BTC/ARS"]
-    wait_until(lambda: column(dash_duo, table, "market") == markets, message="the markets")
+    wait_until(lambda: column(dash_duo, table, "market") == MARKETS, message="the markets")
     asks, bids = column(dash_duo, table, "best_ask"), column(dash_duo, table, "best_bid")
     assert all(number(a) > number(b) for a, b in zip(asks, bids, strict=True)), "ask > bid"
+    assert all(PRICE.fullmatch(price) for price in asks + bids), asks + bids
+    assert number(asks[2]) > 1000 and "," in asks[2], "BTC/ARS in grouped thousands"
+    assert all(re.fullmatch(r"\d+\.\d{3}", spread)
+               for spread in column(dash_duo, table, "spread_pct")), "spread % to 3 decimals"
     assert column(dash_duo, table, "change") == ["", "", ""], "no spread a day ago to compare"
     assert all(len(trend) >= 2 for trend in column(dash_duo, table, "trend")), "sparklines"
     states = column(dash_duo, ids.OVERVIEW_FEEDS_TABLE, "state")
@@ -70,6 +86,35 @@ def test_ovw003_markets_with_prices_spread_and_fresh_feeds(dash_duo, start_as,
     dash_duo.driver.refresh()
     wait_until(lambda: column(dash_duo, table, "market") == ["okx:USDT/ARS"],
                message="okx alone after a reload")
+    assert dash_duo.get_logs() == []
+
+
+def test_ovw004_sorting_a_column_of_the_markets_grid_holds_through_refreshes(
+        dash_duo, app, start_as, p2p_data):  # noqa: F811
+    updates = CallbackCounter(app, ids.OVERVIEW_MARKETS_TABLE)
+    start_as("kiosk")
+    table = ids.OVERVIEW_MARKETS_TABLE
+    wait_until(lambda: column(dash_duo, table, "market") == MARKETS, message="the markets")
+
+    sort_by(dash_duo, table, "market")
+    wait_until(lambda: column(dash_duo, table, "market") == sorted(MARKETS),
+               message="markets A to Z")
+    sort_by(dash_duo, table, "best_ask")
+    wait_until(lambda: column(dash_duo, table, "market")[-1] == "binance:BTC/ARS",
+               message="the dearest ask last")
+    asks = [number(ask) for ask in column(dash_duo, table, "best_ask")]
+    assert asks == sorted(asks), "by number, not by text"
+    assert header(dash_duo, table, "best_ask").get_attribute("aria-sort") == "ascending"
+    assert header(dash_duo, table, "market").get_attribute("aria-sort") == "none"
+
+    sort_by(dash_duo, table, "best_ask")
+    wait_until(lambda: column(dash_duo, table, "market")[0] == "binance:BTC/ARS",
+               message="the dearest ask first")
+    descending = column(dash_duo, table, "market")
+    updates.wait_for_more(updates.count + 1)  # two refreshes: the first one is drawn by now
+    assert column(dash_duo, table, "market") == descending, "the sort survived a refresh"
+    asks = [number(ask) for ask in column(dash_duo, table, "best_ask")]
+    assert asks == sorted(asks, reverse=True)
     assert dash_duo.get_logs() == []
 
 

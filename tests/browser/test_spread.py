@@ -5,6 +5,7 @@ the zoom, the adverts sort and filter, and a point or a row opens the run behind
 from __future__ import annotations
 
 from layouts import ids
+from layouts.spread import ADVERT_PAGE_SIZE
 from tests.browser.p2p_fixtures import (  # noqa: F401
     fake,
     p2p_clock,
@@ -14,12 +15,17 @@ from tests.browser.p2p_fixtures import (  # noqa: F401
 )
 from tests.browser.views_helpers import (
     CallbackCounter,
+    cells,
     choose,
     click,
     click_option,
     click_point,
+    column,
+    filter_by,
+    header,
     layout,
     set_live_refresh,
+    sort_by,
     traces,
     url_query,
     wait_traces,
@@ -33,6 +39,11 @@ MINUTE = 60_000
 
 def names(found: list[dict]) -> list[str]:
     return [trace["name"] for trace in found]
+
+
+def prices(dash_duo) -> list[float]:
+    """The adverts' prices on the page shown, top to bottom."""
+    return [float(price) for price in column(dash_duo, ids.SPREAD_ADVERTS, "price")]
 
 
 def test_sprd001_markets_bucket_and_range_change_the_chart_and_the_url_restores_them(
@@ -88,22 +99,25 @@ def test_sprd002_filters_amount_adverts_and_the_run_behind_a_row(
     dash_duo.find_element(f"#{ids.SPREAD_COMPLETION}").send_keys("\n")
     wait_traces(dash_duo, GRAPH, lambda t: len(t) == 3, message="the chart again")
 
-    table = f"#{ids.SPREAD_ADVERTS}"
-    dash_duo.wait_for_element(f"{table} td[data-dash-column=price]", timeout=20)
-    prices = [float(cell.text) for cell in
-              dash_duo.find_elements(f"{table} td[data-dash-column=price]")]
-    assert len(prices) >= 10, "the adverts that take 50,000"
-    filter_cell = dash_duo.find_element(f"{table} th.dash-filter[data-dash-column=side] input")
-    filter_cell.send_keys("bid\n")
-    wait_until(lambda: {cell.text for cell in dash_duo.find_elements(
-        f"{table} td[data-dash-column=side]")} == {"bid"}, message="only bids")
-    bids = [float(cell.text) for cell in
-            dash_duo.find_elements(f"{table} td[data-dash-column=price]")]
+    adverts = ids.SPREAD_ADVERTS
+    wait_until(lambda: len(column(dash_duo, adverts, "price")) >= 10,
+               message="the adverts that take 50,000")
+    total = int(dash_duo.find_element(f"#{adverts} [data-ref=lbRecordCount]").text)
+    prices_shown = prices(dash_duo)
+    assert len(prices_shown) == min(total, ADVERT_PAGE_SIZE), "a page of adverts"
+    filter_by(dash_duo, adverts, "side", "bid")
+    wait_until(lambda: set(column(dash_duo, adverts, "side")) == {"bid"}, message="only bids")
+    bids = prices(dash_duo)
     assert bids == sorted(bids, reverse=True), "bids dearest first"
+    sort_by(dash_duo, adverts, "price")
+    wait_until(lambda: header(dash_duo, adverts, "price").get_attribute("aria-sort")
+               == "ascending", message="sorted by price")
+    wait_until(lambda: (shown := prices(dash_duo)) == sorted(shown) and len(shown) == len(bids),
+               message="bids cheapest first")
+    assert set(column(dash_duo, adverts, "side")) == {"bid"}, "the filter holds"
 
     # A click event on the cell (live refreshes may shift the page under a pointer click).
-    dash_duo.driver.execute_script(
-        "arguments[0].click();", dash_duo.find_elements(f"{table} td[data-dash-column=price]")[0])
+    dash_duo.driver.execute_script("arguments[0].click();", cells(dash_duo, adverts, "price")[0])
     dash_duo.wait_for_contains_text(f"#{ids.SPREAD_RUN_BODY}", "p2p_poll", timeout=20)
     body = dash_duo.find_element(f"#{ids.SPREAD_RUN_BODY}").text
     assert "binance:USDT/ARS" in body and "ok" in body and "error log is for admins" in body
@@ -111,8 +125,7 @@ def test_sprd002_filters_amount_adverts_and_the_run_behind_a_row(
 
     dash_duo.find_element(f"#{ids.SPREAD_RUN} .btn-close").click()
     dash_duo.wait_for_no_elements(f"#{ids.SPREAD_RUN_BODY}", timeout=20)
-    dash_duo.driver.execute_script(
-        "arguments[0].click();", dash_duo.find_elements(f"{table} td[data-dash-column=price]")[0])
+    dash_duo.driver.execute_script("arguments[0].click();", cells(dash_duo, adverts, "price")[0])
     dash_duo.wait_for_contains_text(f"#{ids.SPREAD_RUN_BODY}", "p2p_poll", timeout=20)
     assert dash_duo.get_logs() == []
 

@@ -1,16 +1,26 @@
-"""Browser helpers for the views' tests: read a chart as Plotly holds it, drive controls."""
+"""Browser helpers for the views' tests: read a chart as Plotly holds it, read and drive an
+AG Grid, drive controls."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.select import Select
 
 from layouts import ids
 from tests.spot_support import wait_until
 
+# One column's cells of an AG Grid's drawn rows, in row order: the grid places rows by their
+# row-index (the DOM order is not the sorted order), and a row a refresh removed may linger a
+# moment, faded out. Texts when arguments[2], else the cells.
+GRID_CELLS = """
+const rows = document.querySelectorAll('#' + arguments[0] + ' .ag-center-cols-container .ag-row');
+return [...rows].filter(row => !row.classList.contains('ag-opacity-zero'))
+    .sort((a, b) => Number(a.getAttribute('row-index')) - Number(b.getAttribute('row-index')))
+    .map(row => row.querySelector('.ag-cell[col-id="' + arguments[1] + '"]'))
+    .map(cell => arguments[2] ? (cell ? cell.textContent : null) : cell);
+"""
 PLOT = "return (document.querySelector('#{id} .js-plotly-plot') || {{}}).{what} || null;"
 
 
@@ -62,13 +72,34 @@ def click_point(dash_duo, graph_id: str, trace: int, index: int) -> None:
     """, f"#{graph_id} .js-plotly-plot", trace, index)
 
 
-def column(dash_duo, table_id: str, name: str) -> list[str]:
-    """The texts of one column of a DataTable, top to bottom ([] while it re-renders)."""
-    try:
-        return [cell.text for cell in
-                dash_duo.find_elements(f"#{table_id} td[data-dash-column={name}]")]
-    except StaleElementReferenceException:
-        return []  # a live refresh replaced the rows mid-read: the caller polls again
+def column(dash_duo, grid_id: str, name: str) -> list[str]:
+    """The texts of one column of a grid, top to bottom, as drawn (the rows in view, or of
+    the page shown)."""
+    return dash_duo.driver.execute_script(GRID_CELLS, grid_id, name, True)
+
+
+def cells(dash_duo, grid_id: str, name: str) -> list:
+    """The cells of one column of a grid, top to bottom, as drawn."""
+    return dash_duo.driver.execute_script(GRID_CELLS, grid_id, name, False)
+
+
+def header(dash_duo, grid_id: str, name: str):
+    """The header cell of a grid's column (its aria-sort says how the grid is sorted)."""
+    return dash_duo.find_element(f"#{grid_id} .ag-header-cell[col-id={name}]")
+
+
+def sort_by(dash_duo, grid_id: str, name: str) -> None:
+    """Click a column's header: ascending, then descending, then unsorted (a click event, as
+    a live refresh may shift the page under a pointer)."""
+    label = dash_duo.find_element(
+        f"#{grid_id} .ag-header-cell[col-id={name}] .ag-header-cell-label")
+    dash_duo.driver.execute_script("arguments[0].click();", label)
+
+
+def filter_by(dash_duo, grid_id: str, name: str, text: str) -> None:
+    """Type into a column's filter under its header (the grid filters as one types)."""
+    dash_duo.find_element(f"#{grid_id} .ag-floating-filter[col-id={name}] input"
+                          ).send_keys(text)
 
 
 def choose(dash_duo, component_id: str, value: str) -> None:
