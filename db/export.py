@@ -77,6 +77,9 @@ class Query:
     joins: str = ""
     # At most this many rows (Python datasets: the buckets in the range), for estimates.
     most: int | None = None
+    # Run as one query per window of the range (db/export_stream.copy_blocks), so each
+    # window's ORDER BY sorts in memory.
+    window: timedelta | None = None
 
     def sql(self, *, native: bool = False) -> str:
         """The SELECT with text columns (CSV, and Parquet through Arrow) or native ones."""
@@ -361,6 +364,9 @@ OFFER_PAYMENTS = """
       ON true"""
 
 
+OFFER_WINDOW = timedelta(hours=6)  # ~15k adverts of a market polled every 30 s
+
+
 def _market_params(args: Mapping[str, Any]) -> dict[str, Any]:
     exchange, asset, fiat = _market(args)
     return {"exchange": exchange, "asset": asset, "fiat": fiat, "start": args["start"],
@@ -380,7 +386,7 @@ def _offers(args: Mapping[str, Any]) -> Query:
            f"WHERE o.captured_at >= :start AND o.captured_at < :end AND {OFFER_FILTER_SQL} "
            "ORDER BY o.captured_at, o.side, o.rank")
     return Query(sql, params, OFFER_COLUMNS, _market_name("p2p_offers", params),
-                 joins=OFFER_PAYMENTS)
+                 joins=OFFER_PAYMENTS, window=OFFER_WINDOW)
 
 
 RUN_COLUMNS = (_col("id", "int"), _col("source", "text"), _col("kind", "text"),

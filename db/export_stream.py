@@ -38,6 +38,7 @@ CHUNK = 256 * 1024  # bytes handed to the web server at a time
 # grew the process by 54 MB at 50,000 and 1 MB, 40 MB at these.
 ROW_GROUP = 20_000
 ARROW_BLOCK = 256 * 1024
+WINDOW_WORK_MEM = "64MB"  # a windowed export's sort memory (one window of one market)
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8",
                  "excel": "text/tab-separated-values; charset=utf-16le",
                  "parquet": "application/vnd.apache.parquet", "binance": "text/csv"}
@@ -64,22 +65,49 @@ class Tally:
 
 def copy_blocks(engine: Engine, query: Query, options: str, tally: Tally) -> Iterator[bytes]:
     """COPY (query) TO STDOUT WITH (options), in chunks of about CHUNK bytes (psycopg hands
-    over one row per block: passing each on would cost a write and a chunk per row)."""
+    over one row per block: passing each on would cost a write and a chunk per row).
+
+    A query with a `window` runs as one COPY per window of its range, in order, the header
+    in the first only: each window's sort then fits in memory (one COPY of a month of a
+    market's adverts sorted 1.7M rows on disk)."""
     sql, params = _compiled(engine, query)
     with engine.connect() as connection:
         raw = connection.connection.driver_connection
         with raw.cursor() as cursor:
-            with cursor.copy(f"COPY ({sql}) TO STDOUT WITH ({options})", params) as copy:
-                pending, size = [], 0
-                for block in copy:
-                    pending.append(bytes(block))
-                    size += len(block)
-                    if size >= CHUNK:
-                        yield b"".join(pending)
-                        pending, size = [], 0
-                if pending:
-                    yield b"".join(pending)
-            tally.rows += max(cursor.rowcount, 0)  # COPY's own count, known at its end
+            if query.window is not None:
+                cursor.execute(f"SET LOCAL work_mem = '{WINDOW_WORK_MEM}'")
+            pending, size = [], 0
+            for number, bounds in enumerate(_windows(query, params)):
+                with cursor.copy(f"COPY ({sql}) TO STDOUT WITH "
+                                 f"({options if number == 0 else _no_header(options)})",
+                                 {**params, **bounds}) as copy:
+                    for block in copy:
+                        pending.append(bytes(block))
+                        size += len(block)
+                        if size >= CHUNK:
+                            yield b"".join(pending)
+                            pending, size = [], 0
+                tally.rows += max(cursor.rowcount, 0)  # COPY's own count, known at its end
+            if pending:
+                yield b"".join(pending)
+
+
+def _windows(query: Query, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The range in the query's windows (one window: the whole range)."""
+    if query.window is None or "start" not in params or "end" not in params:
+        yield {}
+        return
+    start, end = params["start"], params["end"]
+    while True:
+        stop = min(start + query.window, end)
+        yield {"start": start, "end": stop}
+        if stop >= end:
+            return
+        start = stop
+
+
+def _no_header(options: str) -> str:
+    return options.replace(", HEADER", "")
 
 
 def csv_stream(engine: Engine, request: ExportRequest, tally: Tally) -> Iterator[bytes]:
@@ -275,7 +303,7 @@ def estimate(engine: Engine, request: ExportRequest) -> Estimate:
     rows, exact = _count(engine, query)
     if not rows:
         return Estimate(0, exact, 0)
-    sample = replace(query, template=f"{query.template} LIMIT {SAMPLE_ROWS}")
+    sample = replace(query, template=f"{query.template} LIMIT {SAMPLE_ROWS}", window=None)
     tally = Tally()
     size = sum(len(block) for block in stream(engine, replace(request, query=sample), tally))
     return Estimate(rows, exact, int(size / max(tally.rows, 1) * rows))

@@ -449,3 +449,26 @@ def test_the_cli_writes_the_file_counts_its_rows_and_names_a_bad_field(
         actors = connection.scalars(text(
             "SELECT actor FROM audit_log WHERE action = 'export'")).all()
     assert len(actors) == 1 and actors[0].startswith("cli:")
+
+
+def test_adverts_over_many_windows_come_once_each_in_order_with_one_header(engine):
+    run = Run(engine, "binance_p2p", "p2p_poll", "binance:USDT/ARS", {})
+    times = [datetime(2026, 2, 1, hour, tzinfo=UTC) for hour in (0, 5, 6, 13, 23)]
+    for at in times:
+        for side in ("bid", "ask"):
+            book = [Offer(f"{side}-{at.hour}-{n}", Decimal("1000") + n, Decimal("1"), None,
+                          None, "u", "name", False, 1, Decimal("0.9"), (), n)
+                    for n in (1, 2)]
+            store_snapshot(engine, run, Snapshot(P2PMarket("binance", "USDT", "ARS"), side,
+                                                 at, book))
+    run.finish()
+    args = {"market": "binance:USDT/ARS", "start": "2026-02-01", "end": "2026-02-02"}
+    data = body(engine, "p2p_offers", **args)
+    assert data.count(b"captured_at") == 1, "one header"
+    frame = pd.read_csv(io.BytesIO(data), dtype=str)
+    assert len(frame) == len(times) * 4
+    keys = list(zip(frame["captured_at"], frame["side"], frame["rank"].astype(int),
+                    strict=True))
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    table = pq.read_table(io.BytesIO(body(engine, "p2p_offers", format="parquet", **args)))
+    assert table.column("offer_id").to_pylist() == frame["offer_id"].tolist()
