@@ -66,6 +66,7 @@ class IngestSettings:
     batch_rows: int = 5000
     max_pending_rows: int = 200_000
     leader_retry_seconds: float = 5.0
+    retry_max_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ class Settings:
     admin_password: str | None = field(default=None, repr=False)
     login_max_failures: int = 5
     login_window_seconds: int = 900
+    login_address_max_failures: int = 50
+    login_slowdown_max_seconds: float = 3.0
+    session_idle_minutes: int = 120
+    session_max_days: int = 7
+    require_admin_2fa: bool = False
     api_rate_per_minute: int = 600
     remember_days: int = 30
     secure_cookies: bool = False
@@ -191,16 +197,31 @@ def _build(values: Mapping[str, str]) -> Settings:
 
 def _auth_settings(values: Mapping[str, str]) -> dict[str, Any]:
     """Accounts, sessions and throttling (the first admin, the login window, cookies)."""
-    return {
+    chosen = {
         "admin_user": _username(values.get("P2PDASH_ADMIN_USER") or "admin"),
         "admin_password": _admin_password(values.get("P2PDASH_ADMIN_PASSWORD")),
         "login_max_failures": _integer(values, "P2PDASH_LOGIN_MAX_FAILURES", 5, 1, 1000),
         "login_window_seconds": _integer(values, "P2PDASH_LOGIN_WINDOW_SECONDS", 900, 1, 86400),
+        # Failures from one address over every username: a NAT full of users is not locked
+        # by one user's typos (those lock only that address and username), a sprayer is.
+        "login_address_max_failures": _integer(values, "P2PDASH_LOGIN_ADDRESS_MAX_FAILURES",
+                                               50, 1, 100_000),
+        # A username failing from many addresses is slowed down, never locked.
+        "login_slowdown_max_seconds": _number(values, "P2PDASH_LOGIN_SLOWDOWN_MAX_SECONDS",
+                                              3.0, 0, 60),
+        "session_idle_minutes": _integer(values, "P2PDASH_SESSION_IDLE_MINUTES", 120, 1,
+                                         525_600),
+        "session_max_days": _integer(values, "P2PDASH_SESSION_MAX_DAYS", 7, 1, 3650),
+        "require_admin_2fa": _boolean(values, "P2PDASH_REQUIRE_ADMIN_2FA", False),
         "api_rate_per_minute": _integer(values, "P2PDASH_API_RATE_PER_MINUTE", 600, 1, 1_000_000),
         "remember_days": _integer(values, "P2PDASH_REMEMBER_DAYS", 30, 1, 3650),
         "secure_cookies": _boolean(values, "P2PDASH_SECURE_COOKIES", False),
         "trusted_proxies": _integer(values, "P2PDASH_TRUSTED_PROXIES", 0, 0, 10),
     }
+    if chosen["session_idle_minutes"] > chosen["session_max_days"] * 1440:
+        raise ConfigError("P2PDASH_SESSION_IDLE_MINUTES: must not be longer than "
+                          f"P2PDASH_SESSION_MAX_DAYS ({chosen['session_max_days']} days)")
+    return chosen
 
 
 def _username(raw: str) -> str:
@@ -232,6 +253,8 @@ def _ingest_settings(values: Mapping[str, str]) -> IngestSettings:
         batch_rows=_integer(values, "INGEST_BATCH_ROWS", 5000, 1, 1_000_000),
         max_pending_rows=_integer(values, "INGEST_MAX_PENDING_ROWS", 200_000, 1, 100_000_000),
         leader_retry_seconds=_number(values, "INGEST_LEADER_RETRY_SECONDS", 5.0, 0.1, 3600),
+        # How long, at most, the writer waits between attempts while the database is down.
+        retry_max_seconds=_number(values, "INGEST_RETRY_MAX_SECONDS", 5.0, 0.1, 600),
     )
     if tuning.reconnect_max_seconds < tuning.reconnect_base_seconds:
         raise ConfigError("SPOT_RECONNECT_MAX_SECONDS: must not be below "

@@ -1,4 +1,5 @@
-"""Admin tab, users: the list, creating a user, changing role, disabling, resetting passwords."""
+"""Admin tab, users: the list, creating a user, changing role, disabling, resetting passwords,
+signing a user out everywhere."""
 
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def manage(action: str | None, username: str | None, role: str | None,
     if action == ids.ADMIN_RESET_PASSWORD_GO:
         user = commands.reset_password(engine(), actor, username, password or "")
         return f"Password of {user.username} reset; their sessions have ended."
+    if action == ids.ADMIN_SIGN_OUT_USER:
+        ended = commands.sign_out_everywhere(engine(), actor, username)
+        return f"{username} is signed out everywhere ({ended} session{'s' * (ended != 1)})."
     raise PreventUpdate
 
 
@@ -103,6 +107,7 @@ def register(dash_app: Dash) -> None:
         Input(ids.ADMIN_DISABLE_USER, "n_clicks"),
         Input(ids.ADMIN_ENABLE_USER, "n_clicks"),
         Input(ids.ADMIN_RESET_PASSWORD_GO, "n_clicks"),
+        Input(ids.ADMIN_SIGN_OUT_USER, "n_clicks"),
         State(ids.ADMIN_MANAGE_USER, "value"),
         State(ids.ADMIN_MANAGE_ROLE, "value"),
         State(ids.ADMIN_RESET_PASSWORD, "value"),
@@ -110,7 +115,8 @@ def register(dash_app: Dash) -> None:
         roles=access.ADMINS,
         prevent_initial_call=True,
     )
-    def on_manage_user(_role, _disable, _enable, _reset, username, role, password, version):
+    def on_manage_user(_role, _disable, _enable, _reset, _sign_out, username, role, password,
+                       version):
         if not ctx.triggered_id or not ctx.triggered[0]["value"]:
             raise PreventUpdate
         try:

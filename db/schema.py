@@ -311,6 +311,50 @@ notification_attempts = Table(
     Column("duration_ms", Integer),
 )
 
+auth_counters = Table(
+    "auth_counters", metadata,
+    Column("scope", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    _ts("window_start", nullable=False, server_default=func.now()),
+    Column("hits", Integer, nullable=False, server_default="0"),
+)
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # SHA-256 of the random token the cookies carry; never the token itself.
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("remember", Boolean, nullable=False, server_default="false"),
+    _created(),
+    _ts("last_seen_at", nullable=False, server_default=func.now()),
+    _ts("expires_at", nullable=False),
+    Column("ip", Text),
+    Column("user_agent", Text),
+    _ts("revoked_at"),
+    Column("revoked_reason", Text),
+)
+
+user_totp = Table(
+    "user_totp", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    # A Fernet token of the base32 secret (app/auth/totp.py).
+    Column("secret", LargeBinary, nullable=False),
+    _created(),
+    _ts("confirmed_at"),
+    # The newest time step a code was accepted for: a code is never accepted twice.
+    Column("last_step", BigInteger, nullable=False, server_default="0"),
+)
+
+user_recovery_codes = Table(
+    "user_recovery_codes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("code_hash", Text, nullable=False),
+    _created(),
+    _ts("used_at"),
+)
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", BigInteger, primary_key=True),

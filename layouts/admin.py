@@ -53,7 +53,10 @@ def users_tab() -> html.Div:
                        className="mb-2"),
         dbc.Button("Disable", id=ids.ADMIN_DISABLE_USER, color="danger", outline=True,
                    className="me-2"),
-        dbc.Button("Enable", id=ids.ADMIN_ENABLE_USER, color="success", outline=True),
+        dbc.Button("Enable", id=ids.ADMIN_ENABLE_USER, color="success", outline=True,
+                   className="me-2"),
+        dbc.Button("Sign out everywhere", id=ids.ADMIN_SIGN_OUT_USER, color="warning",
+                   outline=True, title="End every session and remember cookie of the user"),
         html.Div(id=ids.ADMIN_MANAGE_FEEDBACK, className="mt-2"),
     ])], className="mb-3")
     return dbc.Row([dbc.Col(html.Div(id=ids.ADMIN_USERS_TABLE), lg=7),

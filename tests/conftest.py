@@ -188,8 +188,11 @@ class AuthActions:
         return self.client.post(url, data=form)
 
     def logout(self):
-        """Sign out."""
-        return self.client.get("/logout")
+        """Sign out: POST the form of the sign-out page, CSRF token and all."""
+        page = self.client.get("/logout").get_data(as_text=True)
+        match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert match, "the sign-out page carries a CSRF token"
+        return self.client.post("/logout", data={"csrf_token": match[1]})
 
     def dash_headers(self) -> dict[str, str]:
         """Headers a Dash callback POST needs: load a page, echo its CSRF cookie."""

@@ -22,11 +22,16 @@ class SecretUnreadable(ValueError):
     """A stored secret that this SECRET_KEY cannot decrypt."""
 
 
-@functools.lru_cache(maxsize=4)
-def _fernet(secret_key: str) -> Fernet:
+@functools.lru_cache(maxsize=8)
+def fernet_for(secret_key: str, purpose: str) -> Fernet:
+    """A Fernet under a key derived from SECRET_KEY for one purpose (each gets its own key)."""
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"p2pdash",
-               info=b"p2pdash contact point secrets").derive(secret_key.encode())
+               info=purpose.encode()).derive(secret_key.encode())
     return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _fernet(secret_key: str) -> Fernet:
+    return fernet_for(secret_key, "p2pdash contact point secrets")
 
 
 def seal(secret_key: str, values: dict[str, Any]) -> bytes:

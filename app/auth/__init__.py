@@ -1,4 +1,4 @@
-"""Accounts and access: sessions, CSRF, the gate, throttling and the first admin.
+"""Accounts and access: sessions, CSRF, the gate, throttling, two factors, the first admin.
 
 `register(server, settings)` binds it all to an app; the gate goes in first, so an
 unauthenticated request is answered 401 before CSRF or Dash look at it.
@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import access, state
-from app.auth import throttle, users
+from app import access, audit, state
+from app.auth import sessions, throttle, users
 from app.auth.cookies import SecureCookiesOverHttps
 from app.config import Settings
 from app.extensions import csrf, login_manager
@@ -27,7 +27,9 @@ CSRF_COOKIE = "_csrf_token"  # Dash's renderer sends it back as the X-CSRFToken 
 
 def register(server: Flask, settings: Settings) -> None:
     """Bind sessions, the gate, CSRF protection, throttling and the login views."""
+    from app.auth.account import bp as account_bp
     from app.auth.gate import check_access
+    from app.auth.second_factor import bp as second_factor_bp
     from app.auth.views import bp
 
     _configure_cookies(server, settings)
@@ -40,6 +42,8 @@ def register(server: Flask, settings: Settings) -> None:
     csrf.init_app(server)
     server.extensions[throttle.EXTENSION] = throttle.Throttle(settings)
     server.register_blueprint(bp)
+    server.register_blueprint(second_factor_bp)
+    server.register_blueprint(account_bp)
     server.after_request(_csrf_cookie)
 
 
@@ -56,9 +60,11 @@ def _configure_cookies(server: Flask, settings: Settings) -> None:
 
 
 @login_manager.user_loader
-def _load_user(session_id: str) -> users.User | None:
+def _load_user(token: str) -> users.User | None:
+    """The user of the live server-side session whose token the cookie carries."""
+    current = state.current()
     try:
-        return users.load(state.current().engine, session_id)
+        return sessions.resolve(current.engine, token, current.settings, audit.client_ip())
     except SQLAlchemyError as error:
         # Without the users table no session can be checked: treat the caller as signed out.
         log.error("cannot check the session: %s", getattr(error, "orig", error))

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine
 
 from app import audit
 from app.api import keys
-from app.auth import users
+from app.auth import sessions, users
 from app.auth.errors import AccountError, UnknownUser
 from app.auth.users import User
 
@@ -31,15 +31,17 @@ def create_user(engine: Engine, actor: str, username: str, password: str, role: 
 
 
 def set_role(engine: Engine, actor: str, username: str, role: str) -> User:
-    """Give a user another role (never taking the last admin's)."""
+    """Give a user another role (never taking the last admin's); their sessions end."""
     users.validate_role(role)
     with engine.begin() as connection:
         user = _existing(connection, username)
         if user.role == "admin" and role != "admin":
             _keep_an_admin(connection, user)
         changed = users.change(connection, user.id, role=role)
+        ended = sessions.end_all(connection, user.id, "role changed") if role != user.role \
+            else 0
         audit.record(connection, actor, "user.set_role", user.username,
-                     {"from": user.role, "to": role})
+                     {"from": user.role, "to": role, "sessions_ended": ended})
     return changed
 
 
@@ -50,6 +52,8 @@ def set_active(engine: Engine, actor: str, username: str, active: bool) -> User:
         if not active and user.role == "admin":
             _keep_an_admin(connection, user)
         changed = users.change(connection, user.id, is_active=active)
+        if not active:
+            sessions.end_all(connection, user.id, "disabled")
         audit.record(connection, actor, "user.enable" if active else "user.disable",
                      user.username)
     return changed
@@ -60,8 +64,30 @@ def reset_password(engine: Engine, actor: str, username: str, password: str) -> 
     with engine.begin() as connection:
         user = _existing(connection, username)
         changed = users.change(connection, user.id, password=password)
-        audit.record(connection, actor, "user.reset_password", user.username)
+        ended = sessions.end_all(connection, user.id, "password reset")
+        audit.record(connection, actor, "user.reset_password", user.username,
+                     {"sessions_ended": ended})
     return changed
+
+
+def change_own_password(engine: Engine, user: User, new_password: str) -> int:
+    """Set the signed-in user's new password; end their other sessions, return how many."""
+    with engine.begin() as connection:
+        users.change(connection, user.id, password=new_password)
+        ended = sessions.end_all(connection, user.id, "password changed", keep=user.session_id)
+        audit.record(connection, user.username, "user.change_password", user.username,
+                     {"sessions_ended": ended})
+    return ended
+
+
+def sign_out_everywhere(engine: Engine, actor: str, username: str) -> int:
+    """End every session and remember cookie of a user; return how many were live."""
+    with engine.begin() as connection:
+        user = _existing(connection, username)
+        ended = sessions.end_all(connection, user.id, f"signed out everywhere by {actor}")
+        audit.record(connection, actor, "user.sign_out_everywhere", user.username,
+                     {"sessions_ended": ended})
+    return ended
 
 
 def create_key(engine: Engine, actor: str, username: str, name: str, scopes: list[str], *,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -29,21 +28,23 @@ class User:
     email: str | None
     created_at: datetime
     last_login_at: datetime | None
-    session_tag: str
+    # The server-side session this request runs in (app/auth/sessions.py), when signed in.
+    session_id: int | None = None
+    session_token: str | None = field(default=None, repr=False)
 
     is_authenticated = True
     is_anonymous = False
 
     def get_id(self) -> str:
-        # A password reset changes the tag, which ends every session and remember cookie.
-        return f"{self.id}:{self.session_tag}"
+        # The session and remember cookies carry only the session's random token: ending
+        # the session's row ends both.
+        return self.session_token or ""
 
 
-def _user(row: Any) -> User:
-    tag = hashlib.sha256(row.password_hash.encode()).hexdigest()[:16]
+def from_row(row: Any) -> User:
+    """The User of a users row."""
     return User(id=row.id, username=row.username, role=row.role, is_active=row.is_active,
-                email=row.email, created_at=row.created_at, last_login_at=row.last_login_at,
-                session_tag=tag)
+                email=row.email, created_at=row.created_at, last_login_at=row.last_login_at)
 
 
 def current_role() -> str | None:
@@ -69,17 +70,6 @@ def validate_username(username: str) -> str:
     return name
 
 
-def load(engine: Engine, session_id: str) -> User | None:
-    """The active user behind a flask-login id 'ID:TAG', or None when it no longer holds."""
-    user_id, _, tag = session_id.partition(":")
-    if not user_id.isdigit():
-        return None
-    user = get(engine, int(user_id))
-    if user is None or not user.is_active or user.session_tag != tag:
-        return None
-    return user
-
-
 def get(bind: Engine | Connection, user_id: int) -> User | None:
     """The user with this id, or None."""
     return _one(bind, select(users).where(users.c.id == user_id))
@@ -94,13 +84,13 @@ def password_hash_of(bind: Engine | Connection, username: str) -> tuple[User, st
     """The user and stored hash for a login check, or None."""
     query = select(users).where(func.lower(users.c.username) == username.strip().lower())
     row = _row(bind, query)
-    return (_user(row), row.password_hash) if row else None
+    return (from_row(row), row.password_hash) if row else None
 
 
 def all_users(bind: Engine | Connection) -> list[User]:
     """Every user, by name."""
     query = select(users).order_by(func.lower(users.c.username))
-    return [_user(row) for row in _rows(bind, query)]
+    return [from_row(row) for row in _rows(bind, query)]
 
 
 def count(bind: Engine | Connection, *, role: str | None = None, active: bool = False) -> int:
@@ -123,7 +113,7 @@ def insert_user(connection: Connection, username: str, password: str, role: str,
             row = connection.execute(insert(users).values(**values).returning(users)).one()
     except IntegrityError:
         raise UserExists(f"a user named {values['username']!r} exists already") from None
-    return _user(row)
+    return from_row(row)
 
 
 def change(connection: Connection, user_id: int, **values: Any) -> User:
@@ -134,7 +124,7 @@ def change(connection: Connection, user_id: int, **values: Any) -> User:
         update(users).where(users.c.id == user_id).values(**values).returning(users)).first()
     if row is None:
         raise UnknownUser(f"no user with id {user_id}")
-    return _user(row)
+    return from_row(row)
 
 
 def touch_login(engine: Engine, user_id: int) -> None:
@@ -158,7 +148,7 @@ def _row(bind: Engine | Connection, query: Any) -> Any:
 
 def _one(bind: Engine | Connection, query: Any) -> User | None:
     row = _row(bind, query)
-    return _user(row) if row else None
+    return from_row(row) if row else None
 
 
 def _scalar(bind: Engine | Connection, query: Any) -> int:

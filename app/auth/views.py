@@ -1,10 +1,17 @@
-"""Sign in and sign out: the login form, throttled, with every attempt in the audit log."""
+"""Sign in and sign out: the login form, throttled, with every attempt in the audit log.
+
+A right password either signs in (a new server-side session) or, for a user with two-factor
+sign-in, leaves a short-lived "password passed" mark in the session cookie for the code
+page (app/auth/second_factor.py). Signing out is a POST with the CSRF token only.
+"""
 
 from __future__ import annotations
 
+import time
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import SQLAlchemyError
@@ -12,12 +19,14 @@ from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app import access, audit, state
-from app.auth import throttle, users
+from app.auth import attempts, sessions, totp, users
 from app.auth.passwords import needs_rehash, verify_password
 
 bp = Blueprint("auth", __name__)
 WRONG = "Wrong username or password."
 DATABASE_DOWN = "The database is unreachable, so nobody can sign in now; see /healthz."
+PENDING = "p2pdash_pending"  # the session key of a sign-in waiting for its second factor
+PENDING_SECONDS = 300
 
 
 class LoginForm(FlaskForm):
@@ -35,7 +44,13 @@ def safe_next(target: str | None) -> str:
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
-    return target
+    return target[:2000]
+
+
+def throttled_page(template: str, wait: int, message: str, **context: Any):
+    """A 429 answer with Retry-After."""
+    return render_template(template, error=message.format(wait=wait), **context), 429, \
+        {"Retry-After": str(wait)}
 
 
 def _page(form: LoginForm, error: str | None = None, status: int = 200):
@@ -66,41 +81,90 @@ def login():
 
 
 def _attempt(form: LoginForm):
-    engine = state.current().engine
-    limits = throttle.current()
+    engine, settings = state.current().engine, state.current().settings
     username, address = form.username.data.strip(), audit.client_ip() or "-"
-    wait = limits.login_retry_after(address, username)
-    if wait is not None:
-        audit.record(engine, username, "login.throttled", username, {"retry_after": wait})
-        response = _page(form, f"Too many failed attempts. Try again in {wait} seconds.", 429)
-        return (*response, {"Retry-After": str(wait)})
+    subject = username.lower()
+    counters = attempts.login_counters(engine, settings)
+    try:
+        delay = counters.begin(address, subject)
+    except attempts.Throttled as throttled:
+        audit.record(engine, username, "login.throttled", username,
+                     {"retry_after": throttled.retry_after, "scope": throttled.scope})
+        message = f"Too many failed attempts. Try again in {throttled.retry_after} seconds."
+        return (*_page(form, message, 429), {"Retry-After": str(throttled.retry_after)})
+    if delay:
+        audit.record(engine, username, "login.slowed", username, {"delay_seconds": delay})
+        time.sleep(delay)
     found = users.password_hash_of(engine, username)
     user, stored = found if found else (None, None)
     if not verify_password(stored, form.password.data) or user is None or not user.is_active:
-        limits.login_failed(address, username)
+        counters.failed(subject)
         reason = "unknown user" if user is None else \
             "disabled" if not user.is_active else "wrong password"
         audit.record(engine, username, "login.failure", username, {"reason": reason})
         return _page(form, WRONG, 401)
-    return _signed_in(user, stored, form)
+    counters.succeeded(address, subject)
+    return _password_passed(user, stored, form)
 
 
-def _signed_in(user: users.User, stored: str, form: LoginForm):
-    engine = state.current().engine
+def _password_passed(user: users.User, stored: str, form: LoginForm):
+    engine, settings = state.current().engine, state.current().settings
     if needs_rehash(stored):
         with engine.begin() as connection:
             user = users.change(connection, user.id, password=form.password.data)
-    login_user(user, remember=bool(form.remember.data))
+    remember, next_path = bool(form.remember.data), request.args.get("next")
+    if totp.is_enabled(engine, user.id):
+        return _pending(user, remember, next_path, "code")
+    if settings.require_admin_2fa and user.role == "admin":
+        return _pending(user, remember, next_path, "enrol")
+    return complete_sign_in(user, remember, next_path, "none")
+
+
+def _pending(user: users.User, remember: bool, next_path: str | None, step: str):
+    session[PENDING] = {"user_id": user.id, "remember": remember, "next": safe_next(next_path),
+                        "step": step, "at": time.time()}
+    audit.record(state.current().engine, user.username, "login.password_ok", user.username,
+                 {"second_factor": step})
+    endpoint = "second_factor.challenge" if step == "code" else "second_factor.enrol"
+    return redirect(url_for(endpoint))
+
+
+def pending_user(step: str) -> tuple[users.User, dict[str, Any]] | None:
+    """The user whose password passed moments ago and who now owes `step`, or None."""
+    pending = session.get(PENDING)
+    if not isinstance(pending, dict) or pending.get("step") != step or \
+            time.time() - float(pending.get("at", 0)) > PENDING_SECONDS:
+        return None
+    user = users.get(state.current().engine, int(pending["user_id"]))
+    return (user, pending) if user and user.is_active else None
+
+
+def complete_sign_in(user: users.User, remember: bool, next_path: str | None,
+                     second_factor: str):
+    """Open a server-side session, set the cookies and go on to the next page."""
+    engine, settings = state.current().engine, state.current().settings
+    session.pop(PENDING, None)
+    signed_in = sessions.start(engine, user, settings, remember=remember,
+                               ip=audit.client_ip(), user_agent=request.user_agent.string)
+    login_user(signed_in, remember=remember)
     users.touch_login(engine, user.id)
     audit.record(engine, user.username, "login.success", user.username,
-                 {"remember": bool(form.remember.data)})
-    return redirect(safe_next(request.args.get("next")))
+                 {"remember": remember, "second_factor": second_factor,
+                  "session_id": signed_in.session_id})
+    attempts.login_counters(engine, settings).sweep()
+    sessions.prune(engine, user.id)
+    return redirect(safe_next(next_path))
 
 
 @bp.route("/logout", methods=["GET", "POST"])
 @access.allow(*access.EVERYONE)
 def logout():
-    """End the session (and the remember cookie) and go to the login page."""
-    audit.record(state.current().engine, current_user.username, "logout", current_user.username)
+    """GET asks to confirm (a link elsewhere cannot sign you out); POST ends the session."""
+    if request.method == "GET":
+        return render_template("logout.html")
+    engine = state.current().engine
+    sessions.end(engine, current_user.id, current_user.session_id, "logout")
+    audit.record(engine, current_user.username, "logout", current_user.username,
+                 {"session_id": current_user.session_id})
     logout_user()
     return redirect("/login")
