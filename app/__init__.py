@@ -8,7 +8,7 @@ import logging
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from app import state
+from app import headers, state
 from app.config import Settings, describe, load_settings
 from app.extensions import cache
 from app.logs import configure_logging, register_secret
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_auth(server, settings)
     _register_blueprints(server)
     _mount_dash(server)
+    headers.register(server)
     _start_ingest(server, settings)
     log.info("p2pdash ready", extra=describe(settings))
     return server

@@ -11,6 +11,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 
 from app import state
 from app.auth.users import current_role
@@ -23,12 +24,7 @@ INDEX_STRING = """<!DOCTYPE html>
         {%metas%}
         <title>{%title%}</title>
         {%favicon%}
-        <script>
-            (function () {
-                var mode = localStorage.getItem("p2pdash-theme") || "light";
-                document.documentElement.setAttribute("data-bs-theme", mode);
-            })();
-        </script>
+        <script src="/static/theme.js"></script>
         {%css%}
     </head>
     <body>
@@ -68,9 +64,20 @@ def _account() -> html.Div:
         html.Span([html.I(className="bi bi-person-circle me-1"), current_user.username,
                    dbc.Badge(current_user.role, color="secondary", className="ms-2")],
                   id=ids.NAV_USER, className="navbar-text me-3"),
-        html.A("Sign out", href="/logout", id=ids.NAV_LOGOUT,
-               className="btn btn-sm btn-outline-light"),
+        html.A("Account", href="/account", id=ids.NAV_ACCOUNT,
+               title="Your sessions, password and two-factor sign-in",
+               className="btn btn-sm btn-outline-light me-2"),
+        logout_form(),
     ], className="d-flex align-items-center ms-3")
+
+
+def logout_form() -> html.Form:
+    """Sign out: a POST with the CSRF token, so no link on another site can sign you out."""
+    return html.Form([
+        dcc.Input(type="hidden", name="csrf_token", value=generate_csrf()),
+        html.Button("Sign out", type="submit", id=ids.NAV_LOGOUT,
+                    className="btn btn-sm btn-outline-light"),
+    ], action="/logout", method="POST", className="mb-0")
 
 
 def forbidden_block() -> dbc.Alert:
