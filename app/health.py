@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -38,7 +38,18 @@ def system_health() -> dict[str, Any]:
         "server_version": db.server_version,
         "schema_revision": db.revision,
         "warnings": warnings,
+        "ingest": ingest_status(),
     }
+
+
+def ingest_status() -> dict[str, Any] | None:
+    """This process's ingestion through an outage: leadership, lock, rows held and lost."""
+    service = current_app.extensions.get("p2pdash_ingest")
+    if service is None:
+        return None
+    report = service.status()
+    return {key: report[key] for key in ("leader", "leader_lock", "writer", "p2p_polls")
+            if key in report}
 
 
 def cache_status() -> dict[str, Any]:

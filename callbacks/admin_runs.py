@@ -14,7 +14,7 @@ from db import ops
 from layouts import ids
 
 STATUS_COLOURS = {"ok": "success", "partial": "warning", "failed": "danger",
-                  "running": "info"}
+                  "running": "info", "interrupted": "dark"}
 
 
 def status_badge(status: str) -> dbc.Badge:

@@ -9,7 +9,9 @@ from sqlalchemy import Engine, func, select, text
 from db.locks import INGEST_LEADER_LOCK
 from db.schema import ingest_errors, runs
 
-RUN_STATUSES = ("running", "ok", "partial", "failed")
+RUNNING, INTERRUPTED = "running", "interrupted"
+# interrupted: its process died, or lost the database, before it could finish the run.
+RUN_STATUSES = (RUNNING, "ok", "partial", "failed", INTERRUPTED)
 
 # Who holds the ingest leader's advisory lock right now, as PostgreSQL itself sees it.
 # A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits).

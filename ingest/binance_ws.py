@@ -7,6 +7,9 @@ A connection reconnects on its own before Binance's 24 h cut and at once on serv
 any other loss reconnects after capped exponential backoff with jitter, for ever. Every
 connection is a `ws_session` run with its counts; a malformed frame is counted, logged on
 that run, and skipped. After each connect the gap repairer is asked to fill what was missed.
+The database going away does not end a session: its records wait in the writer, its counts
+are saved once the database is back, and a session that began while it was down gets its
+run then.
 """
 
 from __future__ import annotations
@@ -89,9 +92,10 @@ class StreamStats:
 
 
 class _SessionCounts:
-    """Frames seen in one session, pushed to its run now and then."""
+    """Frames seen in one session, pushed to its run (None while it has none) now and then."""
 
-    def __init__(self) -> None:
+    def __init__(self, run: Run | None) -> None:
+        self.run = run
         self.received = 0
         self.rejected = 0
         self.pushed = (0, 0)  # (received, rejected) already added to the run
@@ -152,22 +156,20 @@ class StreamConnection(threading.Thread):
         except (WebSocketException, OSError) as error:
             return SessionEnd(f"cannot connect: {error.__class__.__name__}: {error}")
         self.stats.sessions += 1
-        run = self._open_run()
-        counts = _SessionCounts()
+        counts = _SessionCounts(self._open_run())
         end = SessionEnd("ended")
         try:
             ws.settimeout(min(0.5, self.options.silence_seconds / 4))
             if self.on_connect is not None:
                 self.on_connect(self.symbols)
-            end = self._read(ws, run, counts)
+            end = self._read(ws, counts)
             return end
         finally:
             with contextlib.suppress(WebSocketException, OSError):
                 ws.close(timeout=1)
-            self._close_run(run, counts, end)
+            self._close_run(counts, end)
 
-    def _read(self, ws: websocket.WebSocket, run: Run | None,
-              counts: _SessionCounts) -> SessionEnd:
+    def _read(self, ws: websocket.WebSocket, counts: _SessionCounts) -> SessionEnd:
         while True:
             if self._stopping.is_set():
                 return SessionEnd("stopped", immediate=True, clean=True)
@@ -175,7 +177,7 @@ class StreamConnection(threading.Thread):
             if now - counts.started >= self.options.session_max_seconds:
                 return SessionEnd("renewing before the 24 h cut", immediate=True, clean=True)
             if now - counts.last_saved >= self.options.counts_every_seconds:
-                self._save_counts(run, counts)
+                self._save_counts(counts)
             try:
                 # Control frames come back too (pings already answered), so a connection
                 # that only pings still times out here: liveness is judged by data.
@@ -185,24 +187,24 @@ class StreamConnection(threading.Thread):
             except (WebSocketException, OSError) as error:
                 return SessionEnd(f"connection lost: {error.__class__.__name__}: {error}",
                                   got_data=counts.received > 0)
-            end = self._on_frame(opcode, data, run, counts)
+            end = self._on_frame(opcode, data, counts)
             if end is not None:
                 return end
 
-    def _on_frame(self, opcode: int | None, data: bytes, run: Run | None,
+    def _on_frame(self, opcode: int | None, data: bytes,
                   counts: _SessionCounts) -> SessionEnd | None:
         """Handle what recv gave (or a timeout, opcode None); a SessionEnd ends the session."""
         if opcode == ABNF.OPCODE_CLOSE:
             return SessionEnd("closed by the server", got_data=counts.received > 0)
         if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
-            if self._handle(data, run, counts):
+            if self._handle(data, counts):
                 return SessionEnd("serverShutdown", immediate=True, clean=True)
         elif time.monotonic() - counts.last_data > self.options.silence_seconds:
             return SessionEnd(f"no data for {self.options.silence_seconds:g} s",
                               got_data=counts.received > 0)
         return None
 
-    def _handle(self, data: bytes, run: Run | None, counts: _SessionCounts) -> bool:
+    def _handle(self, data: bytes, counts: _SessionCounts) -> bool:
         """Parse one frame and hand its records to the writer; True on serverShutdown."""
         counts.last_data = time.monotonic()
         counts.received += 1
@@ -212,14 +214,14 @@ class StreamConnection(threading.Thread):
         except MalformedFrame as error:
             counts.rejected += 1
             self.stats.malformed += 1
-            self._log_error(run, counts, f"malformed frame skipped: {error}", data)
+            self._log_error(counts, f"malformed frame skipped: {error}", data)
             return False
         if parsed.records:
-            self.writer.submit(parsed.records, run)
+            self.writer.submit(parsed.records, counts.run)
         return parsed.server_shutdown
 
-    def _log_error(self, run: Run | None, counts: _SessionCounts, message: str,
-                   payload: bytes) -> None:
+    def _log_error(self, counts: _SessionCounts, message: str, payload: bytes) -> None:
+        run = counts.run
         counts.logged_errors += 1
         if counts.logged_errors > LOGGED_ERRORS_PER_SESSION:
             return  # counted in the run; the session's summary says how many went unlogged
@@ -231,17 +233,24 @@ class StreamConnection(threading.Thread):
         except DATABASE_ERRORS as error:
             log.warning("%s (not recorded: %s)", message, error, extra={"run_id": run.id})
 
-    def _open_run(self) -> Run | None:
+    def _open_run(self, retry: bool = False) -> Run | None:
         params = {"url": self.url.split("?")[0], "symbols": list(self.symbols)}
         try:
             return Run(self.engine, SOURCE, "ws_session", ",".join(self.symbols)[:200], params)
         except SQLAlchemyError as error:
-            log.error("stream session has no runs row (database unreachable): %s", error,
-                      extra={"connection": self.name})
+            if not retry:
+                log.error("stream session has no runs row yet (database unreachable; the "
+                          "stream goes on): %s", str(error).splitlines()[0],
+                          extra={"connection": self.name})
             return None
 
-    def _save_counts(self, run: Run | None, counts: _SessionCounts) -> None:
+    def _save_counts(self, counts: _SessionCounts, final: bool = False) -> None:
         counts.last_saved = time.monotonic()
+        if self.writer.database_down and not final:
+            return  # the writer is waiting for the database: do not stall reading on it
+        if counts.run is None:
+            counts.run = self._open_run(retry=True)
+        run = counts.run
         if run is None:
             return
         run.add(received=counts.received - counts.pushed[0],
@@ -252,10 +261,11 @@ class StreamConnection(threading.Thread):
         except DATABASE_ERRORS as error:
             log.warning("could not save stream counts: %s", error, extra={"run_id": run.id})
 
-    def _close_run(self, run: Run | None, counts: _SessionCounts, end: SessionEnd) -> None:
+    def _close_run(self, counts: _SessionCounts, end: SessionEnd) -> None:
+        self._save_counts(counts, final=True)
+        run = counts.run
         if run is None:
             return
-        self._save_counts(run, counts)
         unlogged = counts.logged_errors - LOGGED_ERRORS_PER_SESSION
         try:
             if unlogged > 0:

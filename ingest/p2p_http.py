@@ -2,7 +2,9 @@
 
 429, 5xx, timeouts and dropped connections are retried with exponential backoff (a
 Retry-After header wins); a captcha or WAF challenge, 403 and 451 (geo-block) are not worth
-retrying and raise at once, so the run fails with an error that names the cause.
+retrying and raise at once, so the run fails with an error that names the cause. The client
+notes when the last answer arrived (`answered_at`): a snapshot is stamped with the moment
+its book was read, not when a request that hung for seconds was sent.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from time import monotonic, sleep
 from typing import Any
@@ -117,6 +120,7 @@ class ExchangeClient:
         self.base_url = base_url.rstrip("/")
         self.policy = policy
         self.pacer = pacer_for(exchange, policy.pacing)
+        self.answered_at: datetime | None = None  # when the last answer arrived
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json",
                                      "Accept-Language": "en-US,en;q=0.9"})
@@ -150,6 +154,7 @@ class ExchangeClient:
             try:
                 response = self.session.request(method, url, timeout=self.policy.timeout,
                                                 **kwargs)
+                self.answered_at = datetime.now(UTC)  # the body is read by now
             except (requests.Timeout, requests.ConnectionError) as error:
                 reason = f"no answer ({error.__class__.__name__})"
                 if last:

@@ -1,7 +1,9 @@
 """Ingestion runs: one `runs` row per poll, push, backfill or stream session, with its errors.
 
 Every stored row carries the id of the run that brought it; every rejected item is an
-`ingest_errors` row of that run with the reason and an excerpt of the payload.
+`ingest_errors` row of that run with the reason and an excerpt of the payload. A run whose
+process died, or lost the database, before it could finish stays `running` in the table;
+the next ingest leader (or the same one, back from an outage) closes it as `interrupted`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, and_, insert, or_, select, update
 from sqlalchemy.sql import func
 
+from db.ops import INTERRUPTED, RUNNING
 from db.schema import ingest_errors, runs
 
 log = logging.getLogger(__name__)
 
 PAYLOAD_EXCERPT = 2000
+# Kinds only the ingest leader runs: a new leader knows no one else is running them.
+LEADER_KINDS = ("ws_session", "p2p_poll", "gap_repair")
+
+_open_runs: set[int] = set()  # ids of this process's runs that have not finished
+_open_runs_lock = threading.Lock()
 
 
 def this_process() -> str:
@@ -58,6 +66,8 @@ class Run:
             self.id: int = connection.scalar(
                 insert(runs).values(source=source, kind=kind, market=market,
                                     params=recorded).returning(runs.c.id))
+        with _open_runs_lock:
+            _open_runs.add(self.id)
 
     def add(self, *, received: int = 0, inserted: int = 0, duplicates: int = 0,
             rejected: int = 0) -> None:
@@ -94,9 +104,14 @@ class Run:
             values = vars(self.counts).copy()
             if status is None:
                 status = "partial" if (self.counts.rejected or self.errors or error) else "ok"
-        with self.engine.begin() as connection:
-            connection.execute(update(runs).where(runs.c.id == self.id).values(
-                **values, status=status, error=error, finished_at=func.now()))
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(update(runs).where(runs.c.id == self.id).values(
+                    **values, status=status, error=error, finished_at=func.now()))
+        finally:
+            # Unfinished for good if this failed: the next leader closes it as interrupted.
+            with _open_runs_lock:
+                _open_runs.discard(self.id)
         return status
 
 
@@ -112,3 +127,47 @@ def start_run(engine: Engine, source: str, kind: str, market: str | None = None,
         raise
     else:
         run.finish()
+
+
+def close_interrupted(engine: Engine) -> int:
+    """Close as `interrupted` the runs left `running` by a process that is gone, or by this
+    one before it lost the database: every unfinished run of a leader-only kind but this
+    process's open ones, and any run of a dead process on this host. Return how many."""
+    with _open_runs_lock:
+        still_open = sorted(_open_runs)
+    stale = or_(and_(runs.c.kind.in_(LEADER_KINDS), runs.c.id.notin_(still_open)),
+                runs.c.id.in_(_dead_on_this_host(engine, still_open)))
+    note = (f"interrupted: closed by the ingest leader {this_process()}; its process ended "
+            "or lost the database before it finished")
+    with engine.begin() as connection:
+        closed = list(connection.scalars(
+            update(runs).where(runs.c.status == RUNNING, stale)
+            .values(status=INTERRUPTED, finished_at=func.now(),
+                    error=func.coalesce(runs.c.error + "; ", "") + note)
+            .returning(runs.c.id)))
+    if closed:
+        log.warning("closed %d interrupted runs", len(closed), extra={"run_ids": closed[:50]})
+    return len(closed)
+
+
+def _dead_on_this_host(engine: Engine, still_open: list[int]) -> list[int]:
+    """Unfinished runs (of any kind) started by a process of this host that no longer runs."""
+    host = socket.gethostname()
+    query = select(runs.c.id, runs.c.params["process"].astext).where(
+        runs.c.status == RUNNING, runs.c.params["process"].astext.like(f"{host}:%"))
+    with engine.connect() as connection:
+        found = connection.execute(query).all()
+    return [run_id for run_id, process in found
+            if run_id not in still_open and not _alive(process.rpartition(":")[2])]
+
+
+def _alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return True  # not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -5,6 +5,10 @@ APScheduler 3.x BackgroundScheduler whose jobs come from job factories: function
 `(settings, engine) -> list[JobSpec]`. Another source adds its scheduled work by adding
 its factory to DEFAULT_JOB_FACTORIES (or passing `job_factories`). Every thread is a
 daemon, and `stop()` ends them in order, flushing the writer. Ingest never imports Dash.
+
+A database outage does not stop the feeds: the elector keeps the leadership until another
+process takes the lock, the writer holds rows, and when this process becomes leader (or
+re-takes the lock after an outage) it closes the runs left `running` as `interrupted`.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from ingest.gaps import GapRepairer, repair_symbol
 from ingest.jobs import JobFactory, JobSpec
 from ingest.leader import LeaderElector
 from ingest.p2p_jobs import p2p_jobs
-from ingest.writer import Writer
+from ingest.p2p_poll import POLL_STATS
+from ingest.runs import close_interrupted
+from ingest.writer import DATABASE_ERRORS, Writer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,10 @@ def repair_spot_gaps(settings: Settings, engine: Engine) -> None:
             repair_symbol(engine, rest, symbol, settings.ingest.gap_horizon_minutes)
         except BinanceError as error:
             log.error("scheduled gap repair failed: %s", error, extra={"symbol": symbol})
+        except DATABASE_ERRORS as error:
+            log.error("scheduled gap repair skipped: the database is unreachable (%s)",
+                      str(error).splitlines()[0], extra={"symbol": symbol})
+            return
 
 
 DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs, p2p_jobs)
@@ -66,9 +76,7 @@ class _Feeds:
     def __init__(self, settings: Settings, engine: Engine,
                  job_factories: Sequence[JobFactory]) -> None:
         tuning = settings.ingest
-        self.writer = Writer(engine, flush_seconds=tuning.flush_seconds,
-                             batch_rows=tuning.batch_rows,
-                             max_pending_rows=tuning.max_pending_rows)
+        self.writer = Writer.from_settings(engine, tuning)
         rest_url = settings.endpoints["BINANCE_REST_URL"]
         self.repairer = GapRepairer(engine, lambda: BinanceRest(rest_url),
                                     tuning.gap_horizon_minutes)
@@ -113,6 +121,7 @@ class IngestService:
         self._lock = threading.Lock()
         self.elector = LeaderElector(settings.database_url, on_elected=self._start_feeds,
                                      on_lost=self._stop_feeds,
+                                     on_retaken=self._after_outage,
                                      retry_seconds=settings.ingest.leader_retry_seconds)
 
     @property
@@ -135,17 +144,38 @@ class IngestService:
         feeds = self.feeds
         if feeds is None:
             return {"leader": self.is_leader, "feeds": None}
-        stats = feeds.writer.stats
         return {"leader": self.is_leader,
-                "writer": {"pending": feeds.writer.pending, "inserted": stats.inserted,
-                           "dropped": stats.dropped, "last_error": stats.last_error},
+                "leader_lock": self._lock_status(),
+                "writer": _writer_status(feeds.writer),
+                "p2p_polls": vars(POLL_STATS).copy(),
                 "stream": [{"symbols": len(c.symbols), "sessions": c.stats.sessions,
                             "frames": c.stats.frames, "malformed": c.stats.malformed,
                             "last_end": c.stats.last_end} for c in feeds.stream.connections],
                 "jobs": sorted(job.id for job in feeds.scheduler.get_jobs()),
                 "alerts": feeds.alerts.status() if feeds.alerts is not None else None}
 
+    def _lock_status(self) -> dict[str, Any]:
+        elector = self.elector
+        return {"held": elector.holds_lock, "outage_since": elector.outage_since,
+                "outages": elector.outages, "retakes": elector.retakes}
+
+    def _after_outage(self) -> None:
+        """Back from an outage: close what it cut off; let REST fill any candle it cost."""
+        self._close_interrupted_runs()
+        feeds = self.feeds
+        if feeds is not None and self.settings.spot_symbols:
+            feeds.repairer.request(self.settings.spot_symbols)
+
+    def _close_interrupted_runs(self) -> None:
+        """Close the runs a dead process (or this one, cut off by an outage) left open."""
+        try:
+            close_interrupted(self.engine)
+        except DATABASE_ERRORS as error:
+            log.warning("could not close interrupted runs (the next election retries): %s",
+                        str(error).splitlines()[0])
+
     def _start_feeds(self) -> None:
+        self._close_interrupted_runs()
         with self._lock:
             if self.feeds is None:
                 self.feeds = _Feeds(self.settings, self.engine, self.job_factories)
@@ -160,3 +190,12 @@ class IngestService:
         if feeds is not None:
             feeds.stop()
             log.info("ingestion stopped")
+
+
+def _writer_status(writer: Writer) -> dict[str, Any]:
+    """What the writer holds and has lost, for health pages."""
+    stats = writer.stats
+    return {"pending": writer.pending, "max_pending": writer.max_pending_rows,
+            "database_down_since": stats.outage_since, "outages": stats.outages,
+            "inserted": stats.inserted, "dropped": stats.dropped, "rejected": stats.rejected,
+            "last_error": stats.last_error}

@@ -5,11 +5,14 @@ replaces the older one (a live candle's last update, the last book ticker of a s
 before anything is written. The thread commits the buffer every `flush_seconds`, or
 sooner when `batch_rows` are waiting, with one COPY + INSERT ... ON CONFLICT per table.
 
-When the database is down the batch goes back into the buffer and the thread retries with
-capped exponential backoff. The buffer holds at most `max_pending_rows`; a record for a new
-key beyond that is dropped, counted and logged (and noted on its run once the database is
-back). Within the bound nothing is lost. A row the database refuses as bad data is
-isolated by splitting the batch, logged on its run and skipped; the rest is written.
+When the database is down the batch goes back to the front of the buffer and the thread
+retries with capped exponential backoff, so the rows held through an outage are written
+oldest first once it is back (every merge is idempotent: a batch that did commit before
+its connection broke changes nothing the second time). The buffer holds at most
+`max_pending_rows`; beyond that the oldest held row is dropped, counted, logged loudly
+and noted on its run once the database is back. Within the bound nothing is lost. A row
+the database refuses as bad data is isolated by splitting the batch, logged on its run
+and skipped; the rest is written.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +29,7 @@ import psycopg
 from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
+from app.config import IngestSettings
 from db.bulk import MergeResult, copy_merge
 from db.schema import book_tickers, candles, tickers_24h
 from ingest.runs import Run
@@ -33,7 +37,7 @@ from ingest.spot_records import CANDLE_KEY, TICKER_KEY, Record
 
 log = logging.getLogger(__name__)
 
-Batch = dict[tuple, tuple[Record, Run | None]]
+Batch = OrderedDict[tuple, tuple[Record, Run | None]]
 Observer = Callable[[Sequence[Record], float], None]
 
 # copy_merge talks to the driver directly, so its errors come both raw and wrapped.
@@ -75,7 +79,9 @@ class WriterStats:
     dropped: int = 0
     batches: int = 0
     failures: int = 0
+    outages: int = 0
     last_error: str | None = None
+    outage_since: float | None = None  # epoch seconds of the first failed write, while down
 
     @property
     def written(self) -> int:
@@ -87,7 +93,7 @@ class _Outage:
     """Drops while the database is unreachable, reported once it is back."""
 
     by_run: Counter = field(default_factory=Counter)
-    last_log: float = 0.0
+    last_log: float = float("-inf")
 
 
 class Writer:
@@ -95,7 +101,7 @@ class Writer:
 
     def __init__(self, engine: Engine, *, flush_seconds: float = 0.5, batch_rows: int = 5000,
                  max_pending_rows: int = 200_000, retry_base: float = 0.5,
-                 retry_max: float = 30.0, observe: Observer | None = None) -> None:
+                 retry_max: float = 5.0, observe: Observer | None = None) -> None:
         self.engine = engine
         self.flush_seconds = flush_seconds
         self.batch_rows = batch_rows
@@ -104,7 +110,7 @@ class Writer:
         self.retry_max = retry_max
         self.observe = observe
         self.stats = WriterStats()
-        self._pending: Batch = {}
+        self._pending: Batch = OrderedDict()
         self._in_flight = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -113,6 +119,14 @@ class Writer:
         self._failures_in_a_row = 0
         self._outage = _Outage()
         self._thread = threading.Thread(target=self._loop, name="ingest-writer", daemon=True)
+
+    @classmethod
+    def from_settings(cls, engine: Engine, tuning: IngestSettings,
+                      observe: Observer | None = None) -> Writer:
+        """A writer tuned by the INGEST_* settings."""
+        return cls(engine, flush_seconds=tuning.flush_seconds, batch_rows=tuning.batch_rows,
+                   max_pending_rows=tuning.max_pending_rows, retry_max=tuning.retry_max_seconds,
+                   observe=observe)
 
     # -- the producer side -------------------------------------------------------------
 
@@ -134,9 +148,16 @@ class Writer:
         if record.key in self._pending:
             self.stats.coalesced += 1
         elif len(self._pending) + self._in_flight >= self.max_pending_rows:
-            self._drop(record, run)
-            return
+            if not self._pending:  # everything held is in flight: the newcomer is the one
+                self._drop(record, run)
+                return
+            self._drop(*self._pending.popitem(last=False)[1])
         self._pending[record.key] = (record, run)
+
+    def _trim(self) -> None:
+        """Drop the oldest held rows until the buffer is within its bound."""
+        while len(self._pending) > self.max_pending_rows:
+            self._drop(*self._pending.popitem(last=False)[1])
 
     def _drop(self, record: Record, run: Run | None) -> None:
         self.stats.dropped += 1
@@ -144,8 +165,9 @@ class Writer:
         now = time.monotonic()
         if now - self._outage.last_log >= 10:
             self._outage.last_log = now
-            log.error("writer buffer full (%d rows): dropping new rows until the database "
-                      "takes them", self.max_pending_rows,
+            log.error("WRITER BUFFER FULL (%d rows held, the database is not taking them): "
+                      "dropping the oldest rows; %d dropped so far", self.max_pending_rows,
+                      self.stats.dropped,
                       extra={"dropped_total": self.stats.dropped, "table": record.table,
                              "run_id": run.id if run else None})
 
@@ -154,6 +176,11 @@ class Writer:
         """Rows waiting to be written (including a batch being written)."""
         with self._lock:
             return len(self._pending) + self._in_flight
+
+    @property
+    def database_down(self) -> bool:
+        """Whether the last write attempt failed to reach the database."""
+        return self.stats.outage_since is not None
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until everything submitted so far is written (or given up); False on timeout."""
@@ -195,10 +222,17 @@ class Writer:
                 self._wake.wait(remaining)
             if not self._pending:
                 self._idle.notify_all()
-                return None if self._stopping.is_set() else {}
-            batch, self._pending = self._pending, {}
+                return None if self._stopping.is_set() else OrderedDict()
+            batch = self._take_oldest(self.batch_rows)
             self._in_flight = len(batch)
             return batch
+
+    def _take_oldest(self, rows: int) -> Batch:
+        """Up to `rows` of the oldest held rows, taken out of the buffer (lock held)."""
+        if len(self._pending) <= rows:
+            batch, self._pending = self._pending, OrderedDict()
+            return batch
+        return OrderedDict(self._pending.popitem(last=False) for _ in range(rows))
 
     def _write(self, batch: Batch) -> None:
         try:
@@ -259,21 +293,32 @@ class Writer:
     def _retry_later(self, batch: Batch, error: Exception) -> None:
         reason = _reason(error)
         with self._lock:
-            for slot, item in batch.items():
-                self._pending.setdefault(slot, item)  # a newer record for the slot stays
-            self._in_flight = 0
+            self._hold_in_front(batch)
             self.stats.failures += 1
             self.stats.last_error = reason
+            if self.stats.outage_since is None:
+                self.stats.outage_since = time.time()
+                self.stats.outages += 1
+            held = len(self._pending)
         self._failures_in_a_row += 1
         delay = min(self.retry_max, self.retry_base * 2 ** (self._failures_in_a_row - 1))
-        log.warning("writer cannot reach the database; retrying in %.1f s: %s", delay, reason,
-                    extra={"pending": self.pending})
+        log.warning("writer cannot reach the database; holding %d rows, retrying in %.1f s: "
+                    "%s", held, delay, reason, extra={"pending": held})
         if self._stopping.wait(delay * random.uniform(0.5, 1.0)):
             self._give_up_if_still_down()
 
+    def _hold_in_front(self, batch: Batch) -> None:
+        """Put a batch that failed back before the rows submitted since (lock held); a newer
+        record for one of its keys keeps the older one's place, so order is kept."""
+        newer, self._pending = self._pending, batch
+        for slot, item in newer.items():
+            self._pending[slot] = item
+        self._in_flight = 0
+        self._trim()
+
     def _give_up_if_still_down(self) -> None:
         with self._lock:
-            batch, self._pending = self._pending, {}
+            batch, self._pending = self._pending, OrderedDict()
             self._in_flight = len(batch)
         try:
             self._done(batch, self._commit(batch))
@@ -282,12 +327,14 @@ class Writer:
                 self.stats.dropped += len(batch)
                 self._in_flight = 0
                 self._idle.notify_all()
-            log.error("writer stopped with the database unreachable: %d rows not written (%s)",
-                      len(batch), _reason(error))
+            log.error("WRITER STOPPED WITH THE DATABASE UNREACHABLE: %d held rows not "
+                      "written (%s)", len(batch), _reason(error),
+                      extra={"dropped_total": self.stats.dropped})
 
     def _done(self, batch: Batch, results: list[tuple[Run | None, MergeResult]]) -> None:
         committed_at = time.time()
         self._failures_in_a_row = 0
+        self._note_recovery(committed_at)
         for run, result in results:
             if run is not None:
                 run.add(inserted=result.inserted, duplicates=result.skipped)
@@ -304,10 +351,17 @@ class Writer:
         if self.observe is not None:
             self.observe([record for record, _run in batch.values()], committed_at)
 
+    def _note_recovery(self, now: float) -> None:
+        down_since, self.stats.outage_since = self.stats.outage_since, None
+        if down_since is not None:
+            log.warning("writer reached the database again after %.1f s; writing the %d held "
+                        "rows, oldest first", now - down_since, self.pending,
+                        extra={"dropped_total": self.stats.dropped})
+
     def _report_drops(self, dropped: Counter) -> None:
         for run, count in dropped.items():
             message = (f"writer dropped {count} rows while the database was unreachable "
-                       f"(buffer limit {self.max_pending_rows})")
+                       f"(buffer limit {self.max_pending_rows}; the oldest went first)")
             if run is not None:
                 _safely(run.error, message, None, "warning")
             else:

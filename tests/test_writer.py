@@ -42,6 +42,12 @@ def count(engine, table) -> int:
         return connection.scalar(select(func.count()).select_from(table))
 
 
+def stored_minutes(engine) -> list[int]:
+    with engine.connect() as connection:
+        times = connection.scalars(select(candles.c.open_time).order_by(candles.c.open_time))
+        return [int((t - T0).total_seconds()) // 60 for t in times]
+
+
 def test_many_records_go_in_few_batches_and_the_newest_per_second_wins(engine, writer):
     records = [ticker(f"SYM{i % 10}", str(100 + n)) for n, i in enumerate(range(1000))]
     writer.submit(records)
@@ -82,8 +88,8 @@ def test_rows_wait_out_an_outage_within_the_bound(engine, database_url, pg_clust
     assert first == Decimal("105")
 
 
-def test_beyond_the_bound_new_rows_are_dropped_counted_and_logged(engine, database_url,
-                                                                   pg_cluster, caplog):
+def test_beyond_the_bound_the_oldest_rows_are_dropped_counted_and_logged(engine, database_url,
+                                                                         pg_cluster, caplog):
     run = Run(engine, "binance_spot_ws", "ws_session")
     writer = Writer(engine, flush_seconds=0.05, max_pending_rows=20, retry_base=0.05,
                     retry_max=0.2).start()
@@ -95,8 +101,8 @@ def test_beyond_the_bound_new_rows_are_dropped_counted_and_logged(engine, databa
         assert writer.wait_idle(20)
     finally:
         writer.stop()
-    assert writer.stats.dropped == 10 and count(engine, candles) == 20
-    assert "dropping new rows" in caplog.text
+    assert writer.stats.dropped == 10 and stored_minutes(engine) == list(range(10, 30))
+    assert "dropping the oldest rows" in caplog.text
     with engine.connect() as connection:
         message = connection.scalar(select(ingest_errors.c.message)
                                     .where(ingest_errors.c.run_id == run.id))

@@ -95,6 +95,19 @@ class SimClock:
         return time.time() if self.at is None else self.at
 
 
+class _PastPoll(Poll):
+    """A poll whose snapshots are stamped `when` (a poll stamps when its book arrived)."""
+
+    def __init__(self, settings, engine: Engine, market: P2PMarket, run: Run, client, *,
+                 when: datetime) -> None:
+        super().__init__(settings, engine, market, run, client)
+        self.when = when
+
+    def store(self, side: str, adverts: list, complete: bool) -> None:
+        self.client.answered_at = self.when
+        super().store(side, adverts, complete)
+
+
 def poll_at(settings, engine: Engine, market: P2PMarket, when: datetime,
             clock: SimClock) -> str:
     """Poll a market through the real connector, normaliser and store, as if at `when`
@@ -105,7 +118,7 @@ def poll_at(settings, engine: Engine, market: P2PMarket, when: datetime,
     clock.at = when.timestamp()
     try:
         with ExchangeClient.for_settings(settings, market.exchange) as client:
-            poll = Poll(settings, engine, market, run, client, when)
+            poll = _PastPoll(settings, engine, market, run, client, when=when)
             for side in SIDES:
                 poll.side(side)
     finally:

@@ -66,7 +66,7 @@ class FakeBinance:
                  klines: Mapping[tuple[str, str], list[list[Any]]] | None = None,
                  info: dict[str, Any] | None = None, symbols: Sequence[str] = (),
                  cadence: Cadence | None = None, weight_limit: int = 6000,
-                 max_streams: int = 1024, pace: float = 0.0) -> None:
+                 max_streams: int = 1024, pace: float = 0.0, record: bool = False) -> None:
         self.clock = clock
         self.market_frames = MarketFrames(market) if market is not None else None
         self.recorded_frames = list(frames)
@@ -80,6 +80,9 @@ class FakeBinance:
         self.sessions: set[Session] = set()
         self.connects = 0
         self.requests: list[RequestLog] = []
+        # (epoch s, frame) of every stream frame sent, when recording: what a test compares
+        # the stored rows with.
+        self.sent_frames: list[tuple[float, str]] | None = [] if record else None
         self._faults: deque[HttpFault] = deque()
         self._weight = (0, 0)  # (minute, weight used in it)
         self._lock = threading.Lock()
@@ -172,7 +175,8 @@ class FakeBinance:
 
     def handle(self, connection: ServerConnection) -> None:
         """Serve one stream connection until it closes."""
-        session = Session(connection, parse_streams(connection.request.path) or [])
+        session = Session(connection, parse_streams(connection.request.path) or [],
+                          self.sent_frames)
         with self._lock:
             self.sessions.add(session)
             self.connects += 1

@@ -7,7 +7,8 @@ as Flask blueprints (with their state in `extensions`) on the same HTTP server:
     FakeExchange(blueprints=[p2p.bp], extensions={"fake_p2p": state})
 
 Both servers bind 127.0.0.1 on free ports; `environment()` gives the p2pdash settings that
-point every connector at them.
+point every connector at them. With `record=True` every stream frame sent is kept, with the
+time it was sent, in `binance.sent_frames`, for a test to compare the stored rows with.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ class FakeExchange:
                  blueprints: Sequence[Blueprint] = (),
                  extensions: Mapping[str, Any] | None = None,
                  ws_ping_interval: float | None = 20.0, max_streams: int = 1024,
-                 weight_limit: int = 6000, pace: float = 0.0, p2p: bool = False) -> None:
+                 weight_limit: int = 6000, pace: float = 0.0, p2p: bool = False,
+                 record: bool = False) -> None:
         if mode not in ("simulate", "replay"):
             raise ValueError(f"mode must be 'simulate' or 'replay'; got {mode!r}")
         self.clock = clock or SimClock(speed)
@@ -120,7 +122,7 @@ class FakeExchange:
                                      (klines or {}).items()},
             info=orjson.loads(Path(exchange_info).read_bytes()) if exchange_info else None,
             symbols=symbols, cadence=cadence, weight_limit=weight_limit,
-            max_streams=max_streams, pace=pace)
+            max_streams=max_streams, pace=pace, record=record)
         if p2p:
             blueprints = [*blueprints, self._p2p_blueprint()]
         app = build_http_app([binance.bp, *blueprints],

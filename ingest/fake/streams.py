@@ -56,17 +56,21 @@ def parse_streams(path: str) -> list[str] | None:
 class Session:
     """One open stream connection and the switches a test can flip."""
 
-    def __init__(self, connection: ServerConnection, streams: Sequence[str]) -> None:
+    def __init__(self, connection: ServerConnection, streams: Sequence[str],
+                 sent_log: list[tuple[float, str]] | None = None) -> None:
         self.connection = connection
         self.streams = list(streams)
         self.silent = threading.Event()
         self.outbox: deque[str] = deque()
         self.closed = threading.Event()
         self.sent = 0
+        self.sent_log = sent_log  # (epoch s, frame) of every frame sent, when recording
 
     def send(self, text: str) -> None:
         self.connection.send(text)
         self.sent += 1
+        if self.sent_log is not None:
+            self.sent_log.append((time.time(), text))
 
     def flush_outbox(self) -> None:
         """Send frames queued by a scenario (they go out even while the session is silent)."""

@@ -6,6 +6,7 @@ conventions, not by the normaliser under test.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -112,14 +113,15 @@ def test_summary_equals_the_best_price_of_the_raw_capture(settings, engine, case
     assert result["spread"] is None and result["spread_pct"] is None
 
 
-def test_both_sides_share_the_poll_time_and_an_empty_side_is_a_complete_snapshot(settings,
-                                                                                 engine):
+def test_each_side_is_stamped_when_read_and_an_empty_side_is_a_complete_snapshot(settings,
+                                                                                  engine):
+    started = datetime.now(UTC)
     poll_market(settings, engine, P2PMarket("binance", "USDT", "KZT"))
     with engine.connect() as connection:
         snapshots = connection.execute(select(p2p_snapshots).order_by(p2p_snapshots.c.side)
                                        ).mappings().all()
     assert [s["side"] for s in snapshots] == ["ask", "bid"]
-    assert snapshots[0]["captured_at"] == snapshots[1]["captured_at"]
+    assert started < snapshots[0]["captured_at"] <= snapshots[1]["captured_at"]
     assert [(s["offers"], s["complete"]) for s in snapshots] == [(10, True), (0, True)]
     assert snapshots[0]["best_price"] == Decimal("461.50")
 
