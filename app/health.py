@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
+from flask_login import current_user
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -67,6 +68,11 @@ def cache_status() -> dict[str, Any]:
 @bp.get("/healthz")
 @access.public
 def healthz():
-    """Liveness and readiness: 200 while the database answers, 503 when it does not."""
+    """Liveness and readiness: 200 while the database answers, 503 when it does not. Only
+    a signed-in admin sees the report behind the verdict (versions, feeds, who pushed data,
+    and in an outage where the database is): anyone else gets the status alone."""
     report = system_health()
-    return jsonify(report), 503 if report["status"] == "down" else 200
+    code = 503 if report["status"] == "down" else 200
+    if not (current_user.is_authenticated and current_user.role == "admin"):
+        report = {"status": report["status"]}
+    return jsonify(report), code

@@ -96,8 +96,7 @@ def test_p2pdash_run_serves_healthz_on_the_embedded_default_and_stops_it(root):
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         body = wait_for_health(f"http://127.0.0.1:{port}/healthz", process)
-        assert body["status"] == "ok"
-        assert body["timescaledb"].startswith("2.")
+        assert body == {"status": "ok"}, "ok, not degraded: TimescaleDB is there"
         assert EmbeddedPostgres(root / "pg").is_running()
     finally:
         process.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ from sqlalchemy import insert, select
 
 from app import create_app
 from app.config import P2PMarket, load_settings
+from app.health import system_health
 from db.engine import make_engine
 from db.schema import p2p_snapshots, runs
 from ingest.fake.p2p import FakeP2P, serving
@@ -134,7 +135,8 @@ def test_healthz_shows_the_leader_lock_and_the_rows_held(database_url, tmp_path)
     service = server.extensions["p2pdash_ingest"]
     try:
         wait_until(lambda: service.feeds is not None, message="the leader's feeds")
-        ingest = server.test_client().get("/healthz").get_json()["ingest"]
+        with server.app_context():
+            ingest = system_health()["ingest"]
     finally:
         service.stop()
         server.extensions["p2pdash"].engine.dispose()
