@@ -8,6 +8,7 @@ is a 0-1 fraction, and a bad advert raises `MalformedAdvert` naming the field an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,15 @@ class Offer:
     payment_methods: tuple[PaymentMethod, ...]
     rank: int | None
 
+    def __post_init__(self) -> None:
+        """The rules every advert meets, polled or pushed."""
+        if (self.min_fiat is not None and self.max_fiat is not None
+                and self.min_fiat > self.max_fiat):
+            raise MalformedAdvert("min_fiat", f"{self.min_fiat} is above max_fiat "
+                                              f"{self.max_fiat}")
+        if len(self.payment_methods) > MAX_METHODS:
+            raise MalformedAdvert("payment_methods", f"at most {MAX_METHODS}")
+
 
 def offer_row(offer: Offer, market: P2PMarket, side: str, captured_at: datetime,
               run_id: int) -> dict[str, Any]:
@@ -74,19 +84,50 @@ def show(value: Any) -> str:
     return str(value) if isinstance(value, Decimal) else repr(value)
 
 
+# Bounds every number from an exchange or a push meets before it is converted: a number
+# is short ASCII text with a small exponent ("1E+1000000" as an integer froze the process
+# for 27 s), below 10^20 with at most 18 decimal places (what Parquet's decimal128(38, 18)
+# and any price hold); whole numbers fit PostgreSQL's integer.
+NUMBER_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$")
+NOT_FINITE = re.compile(r"^[+-]?(s?nan|inf|infinity)$", re.IGNORECASE)
+MAX_NUMBER_TEXT = 48
+MAX_MAGNITUDE = Decimal(10) ** 20
+MAX_PLACES = 18
+MAX_INTEGER = 2**31 - 1
+MAX_TEXT = 256  # characters of a name or an identifier
+MAX_METHODS = 20  # payment methods one advert may list
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def parse_decimal(value: Any, field: str) -> Decimal:
-    """Parse a JSON number or numeric string into a finite Decimal."""
+    """Parse a JSON number or numeric string into a bounded, finite Decimal."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise MalformedAdvert(field, f"{show(value)} is not a number")
+    # A float only arrives from a caller that parsed JSON without parse_float=Decimal;
+    # str() gives its shortest round-trip text, i.e. the digits that were sent. An int is
+    # written out before its size is known: bound it first.
+    if isinstance(value, int) and abs(value) >= MAX_MAGNITUDE:
+        raise MalformedAdvert(field, "is too large (at most 10^20)")
+    raw = str(value).strip()
+    if len(raw) > MAX_NUMBER_TEXT or not NUMBER_TEXT.match(raw):
+        shown = show(value if len(raw) <= 40 else raw[:40] + "...")
+        if NOT_FINITE.match(raw):
+            raise MalformedAdvert(field, f"{shown} is not a finite number")
+        raise MalformedAdvert(field, f"{shown} is not a number")
     try:
-        # A float only arrives from a caller that parsed JSON without parse_float=Decimal;
-        # str() gives its shortest round-trip text, i.e. the digits that were sent.
-        number = Decimal(str(value).strip())
+        number = Decimal(raw)
     except InvalidOperation:
         raise MalformedAdvert(field, f"{show(value)} is not a number") from None
-    if not number.is_finite():
-        raise MalformedAdvert(field, f"{show(value)} is not a finite number")
+    if abs(number) >= MAX_MAGNITUDE:
+        raise MalformedAdvert(field, f"{show(value)} is too large (at most 10^20)")
+    if number and number.normalize().as_tuple().exponent < -MAX_PLACES:
+        raise MalformedAdvert(field, f"{show(value)} has more than {MAX_PLACES} decimal places")
     return number
+
+
+def clean_text(value: str, limit: int = MAX_TEXT) -> str:
+    """Text with control characters removed, stripped, at most `limit` characters."""
+    return _CONTROL.sub("", value).strip()[:limit]
 
 
 def effective_max(max_fiat: Decimal | None, available: Decimal | None,
@@ -129,7 +170,14 @@ class Fields:
             return None
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise MalformedAdvert(self.path(name), f"{show(value)} is not text")
-        return str(value).strip()
+        if isinstance(value, int) and abs(value) >= MAX_MAGNITUDE:
+            raise MalformedAdvert(self.path(name), "is too large an identifier")
+        if isinstance(value, str) and len(value) > 4 * MAX_TEXT:
+            raise MalformedAdvert(self.path(name), f"is over {MAX_TEXT} characters")
+        text = clean_text(str(value))
+        if not text and required:
+            raise MalformedAdvert(self.path(name), "is missing")
+        return text or None
 
     def identifier(self, name: str) -> str:
         """A required, non-empty identifier (text or a whole number)."""
@@ -161,9 +209,10 @@ class Fields:
         if value is None:
             return None
         number = parse_decimal(value, self.path(name))
-        if number != number.to_integral_value() or number < 0:
+        if number != number.to_integral_value() or not 0 <= number <= MAX_INTEGER:
             raise MalformedAdvert(self.path(name),
-                                  f"must be a whole number >= 0; got {show(value)}")
+                                  f"must be a whole number from 0 to {MAX_INTEGER}; "
+                                  f"got {show(value)}")
         return int(number)
 
     def fraction(self, name: str, percent: bool = False) -> Decimal | None:
@@ -199,13 +248,18 @@ class Fields:
     def payment_identifiers(self, name: str) -> tuple[PaymentMethod, ...]:
         """A list of payment method identifiers (strings, or numeric ids)."""
         methods = []
-        for index, value in enumerate(self.items(name)):
+        items = self.items(name)
+        if len(items) > MAX_METHODS:
+            raise MalformedAdvert(self.path(name),
+                                  f"{len(items)} payment methods; at most {MAX_METHODS}")
+        for index, value in enumerate(items):
             usable = isinstance(value, (str, int)) and not isinstance(value, bool)
-            if not usable or not str(value).strip():
+            text = clean_text(str(value), 64) if usable else ""
+            if not text or len(str(value)) > 64:
                 raise MalformedAdvert(f"{self.path(name)}[{index}]",
-                                      f"{show(value)} is not a payment method identifier")
-            methods.append(PaymentMethod(str(value).strip()))
-        return tuple(methods)
+                                      f"{show(value)[:80]} is not a payment method identifier")
+            methods.append(PaymentMethod(text))
+        return tuple(dict.fromkeys(methods))
 
     def expect_code(self, name: str, expected: str) -> None:
         """Check a currency code against the market polled (case-insensitively)."""

@@ -29,6 +29,8 @@ from ingest.runs import start_run
 
 MAX_PUSH_BYTES = 1_048_576
 MAX_PUSH_OFFERS = 1000
+MAX_PUSH_METHODS = 100  # distinct payment methods one push may name (each becomes a row)
+EARLIEST = datetime(2017, 1, 1, tzinfo=UTC)  # before any P2P market this app reads
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _CODE = re.compile(r"^[A-Z0-9]{2,10}$")
 SNAPSHOT_FIELDS = ("exchange", "asset", "fiat", "side", "captured_at", "offers")
@@ -105,6 +107,9 @@ def _timestamp(value: Any, errors: list[dict[str, Any]]) -> datetime | None:
     if moment > datetime.now(UTC) + FUTURE_TOLERANCE:
         errors.append(_error(None, "captured_at", f"{value!r} is in the future"))
         return None
+    if moment < EARLIEST:
+        errors.append(_error(None, "captured_at", f"{value!r} is before {EARLIEST:%Y-%m-%d}"))
+        return None
     return moment.astimezone(UTC)
 
 
@@ -115,8 +120,14 @@ def _offers(items: Any, errors: list[dict[str, Any]]) -> list[Offer]:
     if len(items) > MAX_PUSH_OFFERS:
         errors.append(_error(None, "offers", f"{len(items)} offers; at most {MAX_PUSH_OFFERS}"))
         return []
-    return [offer for index, item in enumerate(items)
-            if (offer := _offer(index, item, errors)) is not None]
+    offers = [offer for index, item in enumerate(items)
+              if (offer := _offer(index, item, errors)) is not None]
+    methods = {method.identifier for offer in offers for method in offer.payment_methods}
+    if len(methods) > MAX_PUSH_METHODS:
+        errors.append(_error(None, "offers", f"{len(methods)} distinct payment methods; "
+                                             f"at most {MAX_PUSH_METHODS}"))
+        return []
+    return offers
 
 
 def _offer(index: int, item: Any, errors: list[dict[str, Any]]) -> Offer | None:
@@ -137,7 +148,11 @@ def _offer(index: int, item: Any, errors: list[dict[str, Any]]) -> Offer | None:
     if len(errors) > found:
         return None
     values["rank"] = values["rank"] or index + 1
-    return Offer(**values)
+    try:
+        return Offer(**values)
+    except MalformedAdvert as error:  # the rules across fields (min below max ...)
+        errors.append(_error(index, error.field, error.reason))
+        return None
 
 
 def ingest_push(engine: Engine, snapshot: Snapshot, source: str = "api") -> dict[str, int]:

@@ -133,3 +133,37 @@ def test_limits_are_stated_and_enforced():
 def test_a_non_object_body_is_refused():
     assert validate_push([1, 2]) == (None, [{"index": None, "field": None,
                                              "message": "the body must be a JSON object"}])
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    (with_offer(0, month_orders="1E+1000000"), "month_orders"),  # froze the process 27 s
+    (with_offer(0, month_orders="1E+99"), "month_orders"),
+    (with_offer(0, month_orders=2**31), "month_orders"),  # beyond the integer column
+    (with_offer(0, rank=10**30), "rank"),
+    (with_offer(0, price="1e100"), "price"),
+    (with_offer(0, price=10**400), "price"),
+    (with_offer(0, price="1." + "1" * 30), "price"),  # beyond 18 decimal places
+    (with_offer(0, price="\u0661\u0662"), "price"),  # Arabic-Indic digits
+    (with_offer(0, price="12\x00"), "price"),
+    (with_offer(0, available="9" * 100), "available"),
+    (with_offer(0, min_fiat="60000", max_fiat="50000"), "min_fiat"),
+    (with_offer(0, advertiser_name="x" * 100_000), "advertiser_name"),
+    (with_offer(0, payment_methods=[f"m{n}" for n in range(21)]), "payment_methods"),
+    (with_offer(0, payment_methods=["x" * 65]), "payment_methods[0]"),
+    (body(offers=[{"offer_id": str(n), "price": "1", "payment_methods": [f"m{n}"]}
+                  for n in range(101)]), "offers"),  # 101 new payment-method rows
+    (body(captured_at="0001-01-01T00:00:00Z"), "captured_at"),
+])
+def test_out_of_bounds_values_are_refused_by_field_and_write_nothing(engine, bad, field):
+    with pytest.raises(PushRejected) as raised:
+        push_snapshot(engine, bad)
+    assert [error["field"] for error in raised.value.errors] == [field]
+    assert counts(engine) == (0, 0, 0, 0)
+
+
+def test_names_lose_control_characters_and_keep_their_length_bound(engine):
+    push_snapshot(engine, with_offer(0, advertiser_name="An\x00a\n\u2028" + "y" * 300))
+    with engine.connect() as connection:
+        name = connection.scalar(select(p2p_offers.c.advertiser_name)
+                                 .where(p2p_offers.c.offer_id == "1"))
+    assert name.startswith("Anay") and len(name) == 256
