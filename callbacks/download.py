@@ -22,7 +22,7 @@ from callbacks.p2p_views import chosen, offer_filter, parse_at
 from callbacks.spread import FILTERS
 from db.intervals import EPOCH, INTERVALS, bucket_start_ms, from_ms, to_ms
 from layouts import ids
-from layouts.controls import BUCKETS, RANGES, market_keys, spot_symbols
+from layouts.controls import BUCKETS, RANGES, market_keys, p2p_markets, spot_symbols
 from layouts.download import Group, Link, menu_items
 from layouts.urlstate import search
 
@@ -30,6 +30,9 @@ FORMATS = {"csv": "CSV", "excel": "Excel", "parquet": "Parquet"}
 CANDLE_FORMATS = {**FORMATS, "binance": "Binance archive CSV"}
 MINUTE_MS = 60_000
 FRACTION = Decimal("1e-18")  # the export reads at most 18 decimals
+
+
+DAY_SECONDS = 86_400
 
 
 def iso(moment: datetime) -> str:
@@ -146,8 +149,20 @@ def _pick(value: str | None, choices: Mapping[str, Any], default: str) -> str:
     return value if value in choices else default
 
 
+def overview_links(markets: Sequence[str], symbols: Sequence[str], now: datetime
+                   ) -> tuple[list[Group], list[Group], list[Group]]:
+    """The Overview's tables are the last 24 h: each shown market's best prices, spread and
+    liquidity per 5 minutes, each symbol's 24 h ticker samples, and (admins) the runs."""
+    day = covering(DAY_SECONDS, now)
+    return (grouped("p2p_history", {market: {"market": market, "bucket": "5m", **day}
+                                    for market in markets}),
+            grouped("tickers_24h", {symbol: {"symbol": symbol, **day} for symbol in symbols}),
+            grouped("runs", {"runs": day}))
+
+
 def register(dash_app: Dash) -> None:
-    """The Download menus of the spread, depth, volume and candles pages."""
+    """The Download menus of the overview, spread, depth, volume and candles pages."""
+    _register_overview(dash_app)
     _register_spread(dash_app)
     _register_spot(dash_app)
 
@@ -165,6 +180,34 @@ def register(dash_app: Dash) -> None:
         at_ms = depth_time(at, common.tz_name(tz))
         filters = filter_params(payment=payment, merchant=bool(merchant))
         return menu_items(ids.DOWNLOAD_DEPTH, depth_links(market, at_ms, filters))
+
+
+def _register_overview(dash_app: Dash) -> None:
+    @access.callback(
+        dash_app,
+        output=[Output(ids.DOWNLOAD_OVERVIEW_MARKETS, "children"),
+                Output(ids.DOWNLOAD_OVERVIEW_TICKERS, "children")],
+        inputs={"exchanges": Input(ids.OVERVIEW_EXCHANGES, "value"),
+                "fiats": Input(ids.OVERVIEW_FIATS, "value"),
+                "ticks": Input(ids.LIVE, "n_intervals")},
+        roles=EXPORTERS,
+    )
+    def update_overview_downloads(*, exchanges, fiats, ticks):
+        shown = [str(market) for market in p2p_markets()
+                 if (not exchanges or market.exchange in exchanges)
+                 and (not fiats or market.fiat in fiats)]
+        markets, tickers, _runs = overview_links(shown, spot_symbols(), _now())
+        return (menu_items(ids.DOWNLOAD_OVERVIEW_MARKETS, markets),
+                menu_items(ids.DOWNLOAD_OVERVIEW_TICKERS, tickers))
+
+    @access.callback(
+        dash_app,
+        output=Output(ids.DOWNLOAD_OVERVIEW_FEEDS, "children"),
+        inputs={"ticks": Input(ids.LIVE, "n_intervals")},
+        roles=("admin",),
+    )
+    def update_feed_downloads(*, ticks):
+        return menu_items(ids.DOWNLOAD_OVERVIEW_FEEDS, overview_links([], [], _now())[2])
 
 
 def _register_spread(dash_app: Dash) -> None:

@@ -238,6 +238,9 @@ DOWNLOAD_ADVERTS = "download-adverts"
 DOWNLOAD_DEPTH = "download-depth"
 DOWNLOAD_VOLUME = "download-volume"
 DOWNLOAD_CANDLES = "download-candles"
+DOWNLOAD_OVERVIEW_MARKETS = "download-overview-markets"
+DOWNLOAD_OVERVIEW_TICKERS = "download-overview-tickers"
+DOWNLOAD_OVERVIEW_FEEDS = "download-overview-feeds"
 
 # Export page: a dataset, its parameters, a range and a format; the link and snippets.
 EXPORT_DATASET = "export-dataset"

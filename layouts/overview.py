@@ -13,8 +13,10 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from app import access
+from app.auth.users import current_role
 from layouts import ids
 from layouts.controls import LOADING_DELAY_MS, field, note_area, p2p_markets
+from layouts.download import chart_header
 from layouts.grids import AMOUNT, CHANGE, PERCENT, PRICE, WHOLE, grid, number_column, text_column
 from layouts.urlstate import location, pick_many
 
@@ -73,8 +75,10 @@ def data_table(table_id: str, columns: list) -> dag.AgGrid:
     return grid(table_id, columns, row_id=ROW_IDS[table_id])
 
 
-def _card(title: str, note_id: str, table_id: str, columns: list) -> dbc.Card:
-    return dbc.Card([dbc.CardHeader(html.H3(title, className="h6 mb-0")),
+def _card(title: str, note_id: str, table_id: str, columns: list,
+          menu_id: str | None = None) -> dbc.Card:
+    header = chart_header(title, menu_id) if menu_id else html.H3(title, className="h6 mb-0")
+    return dbc.Card([dbc.CardHeader(header, className="pb-1" if menu_id else None),
                      dbc.CardBody([note_area(note_id),
                                    dcc.Loading(data_table(table_id, columns), type="dot",
                                                delay_show=LOADING_DELAY_MS)], className="p-2")],
@@ -102,11 +106,13 @@ def layout(**params: str) -> html.Div:
         location(ids.OVERVIEW_URL),
         html.H2("Overview", className="h4 mb-3"),
         filters(params),
-        _card("P2P markets", ids.OVERVIEW_MARKETS, ids.OVERVIEW_MARKETS_TABLE, MARKET_COLUMNS),
+        _card("P2P markets", ids.OVERVIEW_MARKETS, ids.OVERVIEW_MARKETS_TABLE, MARKET_COLUMNS,
+              ids.DOWNLOAD_OVERVIEW_MARKETS),
         dbc.Row([
             dbc.Col(_card("Spot", ids.OVERVIEW_TICKERS, ids.OVERVIEW_TICKERS_TABLE,
-                          TICKER_COLUMNS), xl=7),
+                          TICKER_COLUMNS, ids.DOWNLOAD_OVERVIEW_TICKERS), xl=7),
             dbc.Col(_card("Feed health", ids.OVERVIEW_FEEDS, ids.OVERVIEW_FEEDS_TABLE,
-                          FEED_COLUMNS), xl=5),
+                          FEED_COLUMNS, ids.DOWNLOAD_OVERVIEW_FEEDS
+                          if current_role() == "admin" else None), xl=5),
         ]),
     ])

@@ -14,6 +14,7 @@ from callbacks.download import (
     covering,
     depth_links,
     filter_params,
+    overview_links,
     spread_links,
     volume_links,
 )
@@ -151,3 +152,16 @@ def test_the_export_page_names_a_bad_field_before_the_download():
     assert problem_of("candles", "?symbol=BTCUSDT&format=binance", "analyst") is None
     assert "2 days" in problem_of("candles", "?symbol=BTCUSDT&start=2026-01-01&end=2026-01-05",
                                   "analyst", max_days=2)
+
+
+def test_the_overview_tables_export_the_last_day_behind_them():
+    markets, tickers, feeds = overview_links([MARKET, "okx:USDT/ARS"], ["BTCUSDT"], NOW)
+    assert [heading for heading, _links in markets] == [MARKET, "okx:USDT/ARS"]
+    first = query(hrefs(markets)[0])
+    assert hrefs(markets)[0].startswith("/export/p2p_history?")
+    assert (first["market"], first["bucket"]) == (MARKET, "5m")
+    assert (first["start"], first["end"]) == ("2026-01-31T12:07:00Z", "2026-02-01T12:08:00Z")
+    assert [href.split("?")[0] for href in hrefs(tickers)] == ["/export/tickers_24h"] * 3
+    assert query(hrefs(feeds)[0])["start"] == first["start"]
+    for href in hrefs(markets) + hrefs(tickers) + hrefs(feeds):
+        parse_request(href.split("?")[0].removeprefix("/export/"), query(href), role="admin")

@@ -94,6 +94,9 @@ def test_expt002_a_trader_has_no_download_menu_and_no_export_page(
     dash_duo.wait_for_page(f"{dash_duo.server_url}/candles", timeout=20)
     dash_duo.wait_for_element(f"#{ids.CANDLES_GRAPH}", timeout=20)
     assert dash_duo.find_elements(f"#{ids.DOWNLOAD_CANDLES}") == []
+    dash_duo.wait_for_page(f"{dash_duo.server_url}/", timeout=20)
+    dash_duo.wait_for_element(f"#{ids.OVERVIEW_MARKETS_TABLE}", timeout=20)
+    assert dash_duo.find_elements(f"#{ids.DOWNLOAD_OVERVIEW_MARKETS}") == []
 
     assert "Export" not in dash_duo.find_element(f"#{ids.NAV_LINKS}").text
     dash_duo.driver.execute_script(
@@ -120,6 +123,7 @@ def test_expt003_the_export_page_builds_the_request_and_its_snippets(
     dash_duo.find_element(f"#{ids.EXPORT_COMPLETION}").send_keys("90\n")
     wait_until(lambda: "min_completion=0.9" in href_of(dash_duo, ids.EXPORT_DOWNLOAD),
                message="completion as a fraction")
+    dash_duo.wait_for_contains_text(f"#{ids.EXPORT_ESTIMATE}", " rows, about ", timeout=20)
     dash_duo.driver.save_screenshot("/tmp/export_page_history.png")
     href = href_of(dash_duo, ids.EXPORT_DOWNLOAD)
     answer = browser_session(dash_duo).get(href, timeout=30)
@@ -136,4 +140,12 @@ def test_expt003_the_export_page_builds_the_request_and_its_snippets(
     assert "runs" not in [option.get_attribute("value") for option in
                           dash_duo.find_elements(f"#{ids.EXPORT_DATASET} option")]
     dash_duo.driver.save_screenshot("/tmp/export_page_candles.png")
+
+    dash_duo.wait_for_page(dash_duo.server_url + "/", timeout=20)  # the Overview's tables
+    link = open_menu(dash_duo, ids.DOWNLOAD_OVERVIEW_MARKETS,
+                     f"{ids.DOWNLOAD_OVERVIEW_MARKETS}-0-csv")
+    assert "/export/p2p_history?market=binance" in link and "bucket=5m" in link
+    assert browser_session(dash_duo).get(link, timeout=30).status_code == 200
+    assert dash_duo.find_elements(f"#{ids.DOWNLOAD_OVERVIEW_TICKERS}")
+    assert dash_duo.find_elements(f"#{ids.DOWNLOAD_OVERVIEW_FEEDS}") == [], "runs: admins"
     assert dash_duo.get_logs() == []
