@@ -448,3 +448,14 @@ def test_turning_two_factors_off_needs_the_password(app, client_as):
         "/login/2fa"
     _account_post(trader, "/account/2fa/disable", current=password_for("trader"))
     assert login_from(app, USER_AT_HOME, "trader", password_for("trader")).location == "/"
+
+
+@pytest.mark.parametrize(("target", "goes_to"), [
+    ("/%0D%0ASet-Cookie:%20x=1", "/"),  # answered 500: CR LF in the Location header
+    ("/%5Cevil.example", "/"),  # "/\evil.example" is "//evil.example" to browsers
+    ("//evil.example", "/"), ("https://evil.example/", "/"),
+    ("/spread?markets=binance:USDT/ARS", "/spread?markets=binance:USDT/ARS"),
+])
+def test_the_page_after_sign_in_is_a_plain_local_path(client_as, target, goes_to):
+    answer = client_as("analyst").get(f"/login?next={target}")
+    assert answer.status_code == 302 and answer.headers["Location"] == goes_to

@@ -41,10 +41,13 @@ def safe_next(target: str | None) -> str:
     """A local path to go to after signing in; anything else becomes '/'."""
     if not target:
         return "/"
+    if len(target) > 2000 or any(ord(char) < 0x20 or ord(char) == 0x7f for char in target) \
+            or "\\" in target:  # CR LF would split the Location header; "/\\x" is "//x"
+        return "/"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
-    return target[:2000]
+    return target
 
 
 def throttled_page(template: str, wait: int, message: str, **context: Any):
