@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,7 +58,9 @@ class CandleQuery:
 def parse_time(field: str, raw: str) -> datetime:
     """An ISO 8601 date or date-time (UTC unless it says otherwise), or epoch milliseconds."""
     value = raw.strip()
-    if value.isdigit():
+    if len(value) > 40:
+        raise CandleParamError(field, "is too long for a time")
+    if re.fullmatch(r"[0-9]{1,16}", value):  # ASCII digits only: "³".isdigit() is True
         if int(value) > _MAX_EPOCH_MS:
             raise CandleParamError(field, f"{raw!r} is too large for epoch milliseconds")
         return from_ms(int(value))
@@ -66,13 +69,15 @@ def parse_time(field: str, raw: str) -> datetime:
     except ValueError:
         raise CandleParamError(field, f"{raw!r} is not an ISO 8601 date or date-time, or "
                                       "epoch milliseconds") from None
+    if not 1970 <= moment.year <= 2999:  # a range reaching year 1 or 9999 overflowed
+        raise CandleParamError(field, "must be between the years 1970 and 2999")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_candle_query(args: Mapping[str, str], now: datetime | None = None) -> CandleQuery:
     """Check symbol, interval, start, end, limit and format; fill what is left out."""
     symbol = (args.get("symbol") or "").strip().upper()
-    if not symbol.isalnum() or not 2 <= len(symbol) <= 20:
+    if not re.fullmatch(r"[A-Z0-9]{2,20}", symbol):
         raise CandleParamError("symbol", "required, a symbol like BTCUSDT")
     try:
         interval = parse_interval(args.get("interval") or "1h")
@@ -97,7 +102,7 @@ def parse_candle_query(args: Mapping[str, str], now: datetime | None = None) -> 
 def _limit(raw: str | None) -> int:
     if not raw:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not re.fullmatch(r"[0-9]{1,7}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise CandleParamError("limit", f"a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 

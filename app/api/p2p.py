@@ -8,9 +8,10 @@ in /api/v1/openapi.json. Decimals are strings, times ISO 8601 UTC.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from flask import jsonify, request
@@ -26,6 +27,7 @@ from db.intervals import INTERVALS
 from db.p2p import depth, jsonable, summary
 from db.p2p_history import history
 from db.p2p_query import OfferFilter
+from ingest.p2p_normalise import MalformedAdvert, parse_decimal
 from ingest.p2p_push import MAX_PUSH_BYTES, PushRejected, push_snapshot
 
 DEFAULT_HISTORY = timedelta(hours=24)
@@ -116,10 +118,10 @@ def _decimal(args: Mapping[str, str], name: str, low: Decimal,
     if raw in (None, ""):
         return None
     try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise _bad(name, f"{raw!r} is not a number") from None
-    if not value.is_finite() or value < low or (high is not None and value > high):
+        value = parse_decimal(raw, name)  # bounded: plain ASCII, below 10^20
+    except MalformedAdvert as error:
+        raise _bad(name, error.reason) from None
+    if value < low or (high is not None and value > high):
         raise _bad(name, f"must be from {low}" + (f" to {high}" if high else " up"))
     return value
 
@@ -131,7 +133,7 @@ def _market(args: Mapping[str, str]) -> tuple[str, str, str]:
     codes = []
     for name in ("asset", "fiat"):
         code = (args.get(name) or "").upper()
-        if not (code.isalnum() and 2 <= len(code) <= 10):
+        if not re.fullmatch(r"[A-Z0-9]{2,10}", code):
             raise _bad(name, "required, a code like USDT or ARS")
         codes.append(code)
     return exchange, codes[0], codes[1]
@@ -141,8 +143,11 @@ def _filters(args: Mapping[str, str]) -> OfferFilter:
     merchant = (args.get("merchant_only") or "false").lower()
     if merchant not in ("true", "false", "1", "0"):
         raise _bad("merchant_only", "true or false")
-    payment = tuple(code.strip().lower() for code in (args.get("payment") or "").split(",")
-                    if code.strip())
+    payment = tuple(code.strip().lower() for code in (args.get("payment") or "")[:2000]
+                    .split(",") if code.strip())
+    if len(payment) > 20 or not all(re.fullmatch(r"[a-z0-9_]{1,40}", code)
+                                    for code in payment):
+        raise _bad("payment", "canonical payment codes like mercadopago, at most 20")
     return OfferFilter(amount=_decimal(args, "amount", Decimal(0)), payment=payment,
                        merchant_only=merchant in ("true", "1"),
                        min_completion=_decimal(args, "min_completion", Decimal(0), Decimal(1)))
