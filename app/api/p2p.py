@@ -208,9 +208,30 @@ def _pushed_body() -> Any:
     if len(data) > MAX_PUSH_BYTES:
         raise ApiError(413, "too_large", f"the body is over {MAX_PUSH_BYTES} bytes")
     try:
-        return json.loads(data, parse_float=Decimal)
+        body = json.loads(data, parse_float=Decimal)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "bad_json", "the body is not JSON") from None
+    except RecursionError:  # nested deeper than the parser goes
+        raise ApiError(400, "bad_json", f"the body nests deeper than {MAX_DEPTH}") from None
+    if _depth(body) > MAX_DEPTH:
+        raise ApiError(400, "bad_json", f"the body nests deeper than {MAX_DEPTH}")
+    return body
+
+
+MAX_DEPTH = 6  # body > offers > offer > payment_methods > identifier is 4
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (walked without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((child, level + 1) for child in
+                             (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 @bp.post("/ingest/p2p-offers")

@@ -157,3 +157,20 @@ def test_a_10_mb_body_gets_413_and_changes_nothing(app, client, ingest):
 def test_pushing_needs_the_ingest_scope(client, read):
     response = client.post("/api/v1/ingest/p2p-offers", json=snapshot(), headers=read)
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("payload", [
+    b"[" * 100_000 + b"]" * 100_000,  # past the parser's recursion
+    b'{"exchange": "binance", "offers": [{"offer_id": "1", "price": "1", '
+    b'"payment_methods": [[[[[["deep"]]]]]]}]}',
+    b'{"exchange": "binance\\u0000", "offers": []}',
+    b'{"offers": [{"price": "\xff\xfe"}]}',
+])
+def test_a_malformed_push_is_a_4xx_and_leaves_no_failed_run(app, engine, payload):
+    headers = {"X-API-Key": api_key(app, "admin", ("ingest",))[1],
+               "Content-Type": "application/json"}
+    answer = app.test_client().post("/api/v1/ingest/p2p-offers", data=payload,
+                                    headers=headers)
+    assert 400 <= answer.status_code < 500, answer.get_data(as_text=True)[:200]
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(runs)) == 0
