@@ -9,13 +9,17 @@ Anything without a rule is refused: deny by default.
 
 from __future__ import annotations
 
+import decimal
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
 from dash import Dash
-from flask import Flask
+from flask import Flask, request
+from sqlalchemy.exc import StatementError
+from werkzeug.exceptions import BadRequest
 
 ROLES = ("kiosk", "trader", "analyst", "admin")
 EVERYONE = ROLES
@@ -28,6 +32,9 @@ ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "analyst": ("read", "export", "alerts"),
     "admin": ("read", "export", "ingest", "alerts"),
 }
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,28 @@ def callback(dash_app: Dash, *dependencies: Any, roles: Iterable[str],
     for key in set(dash_app.callback_map) - known:
         rules[key] = rule
     return register
+
+
+BAD_INPUT = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError,
+             decimal.InvalidOperation)
+DASH_CALLBACKS = "/_dash-update-component"
+
+
+def refuse_bad_callback_input(server: Flask) -> None:
+    """Answer 400, not 500, when a Dash callback (ours or Dash's own page router) fails on
+    values its controls never send: a crafted request with a number where a list belongs,
+    an object for a path... Each refusal is logged with its traceback, so a real bug of
+    these kinds still shows; any other error, or anywhere else, stays a 500."""
+
+    @server.errorhandler(Exception)
+    def refuse(error: Exception):
+        if request.path != DASH_CALLBACKS or not isinstance(error, (*BAD_INPUT, StatementError)):
+            raise error
+        if isinstance(error, StatementError) and "cannot adapt" not in str(error.orig):
+            raise error  # a query that failed for another reason than a value's type
+        log.warning("a Dash callback refused its input: %s", type(error).__name__,
+                    exc_info=True)
+        return BadRequest("a callback input has the wrong type or value")
 
 
 def guard_layout(layout: Callable[..., Any], roles: Iterable[str],

@@ -10,7 +10,7 @@ from flask import Flask
 
 import callbacks
 import layouts
-from app.access import guard_layout
+from app.access import guard_layout, refuse_bad_callback_input
 from app.vendor import STYLESHEETS
 from layouts.shell import INDEX_STRING, forbidden_block, shell
 
@@ -38,5 +38,6 @@ def mount(server: Flask) -> dash.Dash:
                            layout=guard_layout(page.layout, page.ROLES, forbidden_block))
     dash_app.layout = shell
     callbacks.register(dash_app)
+    refuse_bad_callback_input(server)
     server.extensions["dash"] = dash_app
     return dash_app

@@ -67,6 +67,8 @@ def register(dash_app: Dash) -> None:
         roles=access.ADMINS,
     )
     def update_runs(source, status, _tab):
+        source = source[:100] if isinstance(source, str) else None
+        status = status if status in ops.RUN_STATUSES else None
         rows = ops.list_runs(engine(), source=source, status=status)
         return runs_table(rows), ops.sources(engine())
 

@@ -193,3 +193,21 @@ def test_every_api_route_checks_the_key_scope(app, scope):
             if wrong:
                 problems.append(f"{method} {url} with a {scope} key: {response.status_code}")
     assert problems == []
+
+
+@pytest.mark.parametrize("wrong", [{"x": [1, {"y": None}]}, [10**30, -1, "z" * 5000]])
+def test_no_callback_answers_500_to_values_of_the_wrong_type(app, dash_app, walker, wrong):
+    callback_map = {**GLOBAL_CALLBACK_MAP, **dash_app.callback_map}
+    walker.client("admin").get("/")
+    callback_map.update(dash_app.callback_map)
+    failures = []
+    for key in server_callbacks(callback_map):
+        entry = callback_map[key]
+        values = {f"{dep['id']}.{dep['property']}": wrong
+                  for dep in entry["inputs"] + entry["state"]}
+        body = callback_body(callback_map, key, values)
+        response = walker.client("admin").post("/_dash-update-component", json=body,
+                                               headers=walker.headers("admin"))
+        if response.status_code >= 500:
+            failures.append(f"{key}: {response.status_code}")
+    assert failures == []
