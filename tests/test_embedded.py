@@ -127,9 +127,10 @@ def test_run_falls_back_to_the_demo_when_no_exchange_answers(root):
                                stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}/healthz"
-        wait_for_health(url, process)
+        assert wait_for_health(url, process) == {"status": "ok"}
+        demo = EmbeddedPostgres(root / "demo" / "pg").url().replace("+psycopg", "")
         deadline = time.monotonic() + 60
-        while "binance_spot_ws" not in requests.get(url, timeout=5).json()["feeds"]:
+        while not stream_runs(demo):  # the feeds /healthz shows to admins
             assert time.monotonic() < deadline, "the simulated stream never started"
             time.sleep(0.5)
         assert (root / "demo" / "pg" / "data").is_dir(), "the demo keeps its own database"
@@ -141,6 +142,15 @@ def test_run_falls_back_to_the_demo_when_no_exchange_answers(root):
         "ingestion stopped before its database: " + output[-3000:])
     assert "First run: created the admin 'admin' and password" in output
     EmbeddedPostgres(root / "demo" / "pg").stop(force=True)
+
+
+def stream_runs(url: str) -> int:
+    """How many spot stream sessions the database behind `url` has recorded."""
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM runs WHERE source = 'binance_spot_ws'").fetchone()[0]
 
 
 def test_a_port_whose_closed_connections_linger_is_still_free():
