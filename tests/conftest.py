@@ -59,11 +59,11 @@ def _admin(cluster: EmbeddedPostgres) -> psycopg.Connection:
     return psycopg.connect(cluster.url("postgres").replace("+psycopg", ""), autocommit=True)
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[EmbeddedPostgres]:
-    """A TimescaleDB cluster for the whole session, with a migrated template database."""
-    root = _scratch_dir("p2pdash-test-pg-")
-    cluster = EmbeddedPostgres(root, settings=FAST_UNSAFE, database=TEMPLATE)
+def migrated_cluster(prefix: str, **options: object) -> Iterator[EmbeddedPostgres]:
+    """A fast TimescaleDB cluster in a scratch directory, its database migrated; stopped
+    and removed after."""
+    root = _scratch_dir(prefix)
+    cluster = EmbeddedPostgres(root, settings=FAST_UNSAFE, **options)
     cluster.ensure_running()
     engine = make_engine(cluster.url())
     upgrade(engine)
@@ -71,6 +71,12 @@ def pg_cluster() -> Iterator[EmbeddedPostgres]:
     yield cluster
     cluster.stop(force=True)
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[EmbeddedPostgres]:
+    """A TimescaleDB cluster for the whole session, with a migrated template database."""
+    yield from migrated_cluster("p2pdash-test-pg-", database=TEMPLATE)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ is left `running`.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,13 +19,11 @@ from sqlalchemy import select
 
 from app.config import Settings
 from db.embedded import EmbeddedPostgres
-from db.engine import make_engine
-from db.migrate import upgrade
 from db.schema import book_tickers, runs, tickers_24h
 from ingest.fake.server import FakeExchange
 from ingest.p2p_poll import POLL_STATS
 from ingest.service import IngestService
-from tests.conftest import FAST_UNSAFE, _scratch_dir, make_settings
+from tests.conftest import make_settings, migrated_cluster
 from tests.spot_support import wait_until
 
 pytestmark = pytest.mark.slow
@@ -40,28 +37,13 @@ LATEST_IN_SECOND = 0.75
 @pytest.fixture
 def private_cluster() -> Iterator[EmbeddedPostgres]:
     """A migrated cluster of this test's own, which the test may stop and start."""
-    root = _scratch_dir("p2pdash-test-outage-")
-    cluster = EmbeddedPostgres(root, settings=FAST_UNSAFE)
-    cluster.ensure_running()
-    engine = make_engine(cluster.url())
-    upgrade(engine)
-    engine.dispose()
-    yield cluster
-    cluster.stop(force=True)
-    shutil.rmtree(root, ignore_errors=True)
+    yield from migrated_cluster("p2pdash-test-outage-")
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeExchange]:
     with FakeExchange("simulate", symbols=SYMBOLS, p2p=True, record=True) as fake:
         yield fake
-
-
-def start_on_the_same_port(cluster: EmbeddedPostgres) -> None:
-    """pg_ctl start with the config the first start wrote. (ensure_running would pick a new
-    port: the old one fails its bind probe while the closed connections sit in TIME_WAIT.)"""
-    cluster._pg("pg_ctl", "start", "-D", str(cluster.data), "-w", "-t", "60",
-                "-l", str(cluster.log_file))
 
 
 def sent_samples(fake: FakeExchange, start: float, end: float) -> tuple[set, set]:
@@ -111,7 +93,7 @@ def test_a_20_s_database_restart_loses_no_stream_sample(private_cluster, fake, s
         status = service.status()
         assert not status["leader_lock"]["held"] and status["writer"]["database_down_since"]
         held = status["writer"]["pending"]
-        start_on_the_same_port(private_cluster)
+        private_cluster.ensure_running()  # on its own port again (free_port allows TIME_WAIT)
         up_at = time.time()
         wait_until(lambda: service.elector.holds_lock, timeout=30, message="the lock re-taken")
         writer = service.feeds.writer
