@@ -55,13 +55,15 @@ class JsonFormatter(logging.Formatter):
         return redact(line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Control characters (line breaks included): escaped in log lines, stripped from texts
+# from outside before they are stored (ingest.p2p_normalise.clean_text).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def escape(text: object) -> str:
     """Text with every control character (newlines included) written as an escape, so no
     value from outside can start a line of its own or hide part of one."""
-    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(),
+    return CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(),
                         str(text))
 
 

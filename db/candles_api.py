@@ -28,7 +28,7 @@ FIELDS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "
           "trades", "taker_base_volume", "taker_quote_volume")
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000
-_MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_MAX_EPOCH_MS = 32_503_680_000_000  # year 3000, as for ISO times
 
 
 class CandleParamError(ValueError):

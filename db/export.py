@@ -24,7 +24,6 @@ from typing import Any
 
 from db.intervals import INTERVALS, bucket_start_ms, from_ms, to_ms
 
-MAX_EPOCH_MS = 32503680000000  # year 3000
 SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 MARKET = re.compile(r"^(binance|okx|bybit):([A-Z0-9]{2,10})/([A-Z0-9]{2,10})$")
 PAYMENT = re.compile(r"^[a-z0-9_]{1,40}$")
@@ -123,24 +122,17 @@ def dataset(name: str, label: str, params: tuple[str, ...], **options: Any
 # ---- parameters --------------------------------------------------------------------------
 
 def parse_time(field_name: str, raw: str | None) -> datetime | None:
-    """ISO 8601 (UTC unless it says otherwise) or epoch milliseconds, bounded."""
+    """ISO 8601 (UTC unless it says otherwise) or epoch milliseconds, bounded, as the
+    candles API reads them; None when empty."""
+    from db.candles_api import CandleParamError
+    from db.candles_api import parse_time as parse_api_time
+
     if raw is None or raw.strip() == "":
         return None
-    value = raw.strip()
-    if len(value) > 40:
-        raise ExportInvalid(field_name, "is too long for a time")
-    if re.fullmatch(r"[0-9]{1,16}", value):
-        if int(value) > MAX_EPOCH_MS:
-            raise ExportInvalid(field_name, "is beyond the year 3000")
-        return from_ms(int(value))
     try:
-        moment = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise ExportInvalid(field_name, "must be an ISO 8601 date or date-time, or epoch "
-                                        "milliseconds") from None
-    if not 1970 <= moment.year <= 2999:
-        raise ExportInvalid(field_name, "must be between the years 1970 and 2999")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return parse_api_time(field_name, raw)
+    except CandleParamError as error:
+        raise ExportInvalid(error.field, error.message) from None
 
 
 def _range(args: Mapping[str, str], now: datetime) -> tuple[datetime, datetime]:

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.config import P2PMarket
+from app.logs import CONTROL
 
 SIDES = ("ask", "bid")
 
@@ -96,7 +97,6 @@ MAX_PLACES = 18
 MAX_INTEGER = 2**31 - 1
 MAX_TEXT = 256  # characters of a name or an identifier
 MAX_METHODS = 20  # payment methods one advert may list
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def parse_decimal(value: Any, field: str) -> Decimal:
@@ -127,7 +127,7 @@ def parse_decimal(value: Any, field: str) -> Decimal:
 
 def clean_text(value: str, limit: int = MAX_TEXT) -> str:
     """Text with control characters removed, stripped, at most `limit` characters."""
-    return _CONTROL.sub("", value).strip()[:limit]
+    return CONTROL.sub("", value).strip()[:limit]
 
 
 def effective_max(max_fiat: Decimal | None, available: Decimal | None,

@@ -23,6 +23,7 @@ from app.api import bp, principal, spec
 from app.api.errors import ApiError, ErrorBody, ValidationErrorBody
 from app.config import EXCHANGES
 from db.candles_api import CandleParamError, parse_time
+from db.export import PAYMENT
 from db.intervals import INTERVALS
 from db.p2p import depth, jsonable, summary
 from db.p2p_history import history
@@ -145,8 +146,7 @@ def _filters(args: Mapping[str, str]) -> OfferFilter:
         raise _bad("merchant_only", "true or false")
     payment = tuple(code.strip().lower() for code in (args.get("payment") or "")[:2000]
                     .split(",") if code.strip())
-    if len(payment) > 20 or not all(re.fullmatch(r"[a-z0-9_]{1,40}", code)
-                                    for code in payment):
+    if len(payment) > 20 or not all(PAYMENT.match(code) for code in payment):
         raise _bad("payment", "canonical payment codes like mercadopago, at most 20")
     return OfferFilter(amount=_decimal(args, "amount", Decimal(0)), payment=payment,
                        merchant_only=merchant in ("true", "1"),
