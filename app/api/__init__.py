@@ -8,6 +8,7 @@ one entry per bad field: {"index", "field", "message"} (index: the item of a lis
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, g, jsonify
@@ -67,9 +68,16 @@ def principal() -> ApiPrincipal:
 
 @bp.get("/openapi.json")
 @access.public
-def openapi():
+def openapi_document():
     """The OpenAPI 3 document of every declared route."""
-    return jsonify(spec.spec)
+    return jsonify(_document())
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    from app.api.openapi import complete
+
+    return complete(spec.spec)
 
 
 @bp.route("/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

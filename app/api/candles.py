@@ -10,20 +10,20 @@ from pydantic import BaseModel, Field
 from spectree import Response as SpecResponse
 
 from app import access, state
-from app.api import bp, principal, spec
-from app.api.errors import ApiError, ErrorBody
-from db.candles_api import CandleParamError, candles_response
+from app.api import bp, openapi, principal, spec
+from app.api.errors import ApiError
+from db.candles_api import DEFAULT_LIMIT, CandleParamError, candles_response
 
 
 class CandlesQuery(BaseModel):
     """Which candles: start and end take ISO 8601 (UTC unless an offset is given) or epoch ms."""
 
-    symbol: str = Field(description="a spot symbol, e.g. BTCUSDT")
-    interval: str = Field("1h", description="1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w")
-    start: str | None = None
-    end: str | None = None
-    limit: str | None = Field(None, description="1 to 5000, default 500")
-    format: Literal["json", "csv"] = "json"
+    symbol: str = Field(description="a spot symbol, e.g. BTCUSDT", pattern=openapi.SYMBOL)
+    interval: Literal[openapi.INTERVAL_NAMES] = "1h"  # type: ignore[valid-type]
+    start: str | None = openapi.time_field("default: end - limit intervals")
+    end: str | None = openapi.time_field("default: now, or start + limit intervals")
+    limit: int | None = openapi.limit_field(default=DEFAULT_LIMIT)
+    format: Literal["json", "csv"] = Field("json", description="csv needs the export scope")
 
 
 class CandleOut(BaseModel):
@@ -50,9 +50,12 @@ class CandlesOut(BaseModel):
     candles: list[CandleOut]
 
 
+openapi.file_answer("/api/v1/candles", "get", {"text/csv": openapi.TEXT})
+
+
 @bp.get("/candles")
 @access.api_key("read")
-@spec.validate(query=CandlesQuery, resp=SpecResponse(HTTP_200=CandlesOut, HTTP_400=ErrorBody),
+@spec.validate(query=CandlesQuery, resp=SpecResponse(HTTP_200=CandlesOut),
                tags=["market data"],
                # Documented from the models, checked by parse_candle_query (field-named 400s):
                # spectree would reject the CSV body as invalid JSON.

@@ -7,7 +7,6 @@ from spectree import Response
 
 from app import access
 from app.api import bp, principal, spec
-from app.api.errors import ErrorBody
 
 
 class Me(BaseModel):
@@ -20,7 +19,7 @@ class Me(BaseModel):
 
 @bp.get("/me")
 @access.api_key()
-@spec.validate(resp=Response(HTTP_200=Me, HTTP_401=ErrorBody), tags=["account"])
+@spec.validate(resp=Response(HTTP_200=Me), tags=["account"])
 def me():
     """Describe the calling key: username, role and scopes."""
     caller = principal()

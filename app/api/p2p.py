@@ -15,12 +15,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from flask import jsonify, request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from spectree import Response
 
 from app import access, state
-from app.api import bp, principal, spec
-from app.api.errors import ApiError, ErrorBody, ValidationErrorBody
+from app.api import bp, openapi, principal, spec
+from app.api.errors import ApiError
 from app.config import EXCHANGES
 from db.candles_api import CandleParamError, parse_time
 from db.export import PAYMENT
@@ -28,30 +28,33 @@ from db.intervals import INTERVALS
 from db.p2p import depth, jsonable, summary
 from db.p2p_history import history
 from db.p2p_query import OfferFilter
-from ingest.p2p_normalise import MalformedAdvert, parse_decimal
-from ingest.p2p_push import MAX_PUSH_BYTES, PushRejected, push_snapshot
+from ingest.p2p_normalise import MAX_INTEGER, MAX_METHODS, MAX_TEXT, MalformedAdvert, parse_decimal
+from ingest.p2p_push import MAX_PUSH_BYTES, MAX_PUSH_OFFERS, PushRejected, push_snapshot
 
 DEFAULT_HISTORY = timedelta(hours=24)
+UPPER_CODE = r"^[A-Z0-9]{2,10}$"
 
 
 class MarketQuery(BaseModel):
     """A market and the offers that count: amount-aware, by payment method, merchants."""
 
     exchange: Literal["binance", "okx", "bybit"]
-    asset: str = Field(description="e.g. USDT")
-    fiat: str = Field(description="e.g. ARS")
-    amount: str | None = Field(None, description="fiat amount an offer must accept")
-    payment: str | None = Field(None, description="canonical codes, comma-separated")
+    asset: str = Field(description="e.g. USDT", pattern=openapi.CODE)
+    fiat: str = Field(description="e.g. ARS", pattern=openapi.CODE)
+    amount: str | None = openapi.decimal_field("fiat amount an offer must accept")
+    payment: str | None = Field(None, description="canonical codes, comma-separated, at most 20",
+                                max_length=2000, pattern=openapi.PAYMENTS)
     merchant_only: bool = False
-    min_completion: str | None = Field(None, description="0 to 1, e.g. 0.95")
+    min_completion: str | None = Field(None, description="0 to 1, e.g. 0.95", max_length=8,
+                                       pattern=openapi.FRACTION)
 
 
 class HistoryQuery(MarketQuery):
     """A market's metrics over time, one row per bucket."""
 
-    start: str | None = Field(None, description="ISO 8601 or epoch ms; default end - 24 h")
-    end: str | None = Field(None, description="ISO 8601 or epoch ms; default now")
-    bucket: str = Field("1h", description="1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d")
+    start: str | None = openapi.time_field("default: end - 24 h")
+    end: str | None = openapi.time_field("default: now")
+    bucket: Literal[openapi.BUCKET_NAMES] = "1h"  # type: ignore[valid-type]
 
 
 class Summary(BaseModel):
@@ -71,33 +74,60 @@ class Summary(BaseModel):
     bid_liquidity: str | None
 
 
-class PushedOffer(BaseModel):
-    """One advert in p2pdash's normalised form."""
+class DepthLevel(BaseModel):
+    """One price level: what it offers and the running totals from the best price."""
 
-    offer_id: str
     price: str
-    available: str | None = None
-    min_fiat: str | None = None
-    max_fiat: str | None = None
-    advertiser_id: str | None = None
-    advertiser_name: str | None = None
+    available: str
+    offers: int
+    cum_available: str
+    cum_fiat: str
+
+
+class Depth(BaseModel):
+    """Cumulative depth of the latest complete snapshot of each side."""
+
+    exchange: str
+    asset: str
+    fiat: str
+    captured_at: str | None
+    asks: list[DepthLevel]
+    bids: list[DepthLevel]
+
+
+class PushedOffer(BaseModel):
+    """One advert in p2pdash's normalised form; decimals as strings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    offer_id: str = Field(min_length=1, max_length=MAX_TEXT)
+    price: str = Field(pattern=openapi.POSITIVE_DECIMAL, max_length=40)
+    available: str | None = openapi.decimal_field("asset on offer")
+    min_fiat: str | None = openapi.decimal_field("smallest fiat amount")
+    max_fiat: str | None = openapi.decimal_field("largest fiat amount, not below min_fiat")
+    advertiser_id: str | None = Field(None, max_length=MAX_TEXT)
+    advertiser_name: str | None = Field(None, max_length=MAX_TEXT)
     is_merchant: bool = False
-    month_orders: int | None = None
-    month_finish_rate: str | None = Field(None, description="0 to 1")
-    payment_methods: list[str] = Field(default_factory=list,
+    month_orders: int | None = Field(None, ge=0, le=MAX_INTEGER)
+    month_finish_rate: str | None = Field(None, description="0 to 1", max_length=8,
+                                          pattern=openapi.FRACTION)
+    payment_methods: list[str] = Field(default_factory=list, max_length=MAX_METHODS,
                                        description="the exchange's stable identifiers")
-    rank: int | None = None
+    rank: int | None = Field(None, ge=0, le=MAX_INTEGER)
 
 
 class PushedSnapshot(BaseModel):
     """One complete side of one market at one moment."""
 
+    model_config = ConfigDict(extra="forbid")
+
     exchange: Literal["binance", "okx", "bybit"]
-    asset: str
-    fiat: str
+    asset: str = Field(pattern=UPPER_CODE)
+    fiat: str = Field(pattern=UPPER_CODE)
     side: Literal["ask", "bid"]
-    captured_at: str = Field(description="ISO 8601 with a time zone")
-    offers: list[PushedOffer]
+    captured_at: str = Field(description="ISO 8601 with a time zone, from 2017 to now",
+                             pattern=openapi.CAPTURED_AT)
+    offers: list[PushedOffer] = Field(max_length=MAX_PUSH_OFFERS)
 
 
 class PushResult(BaseModel):
@@ -167,7 +197,7 @@ def _window(args: Mapping[str, str]) -> tuple[datetime, datetime, timedelta]:
 
 @bp.get("/p2p/summary")
 @access.api_key("read")
-@spec.validate(query=MarketQuery, resp=Response(HTTP_200=Summary, HTTP_400=ErrorBody),
+@spec.validate(query=MarketQuery, resp=Response(HTTP_200=Summary),
                tags=["p2p"], skip_validation=True)
 def p2p_summary():
     """Best ask and bid, spread, offers and liquidity per side of one market, now."""
@@ -177,7 +207,7 @@ def p2p_summary():
 
 @bp.get("/p2p/history")
 @access.api_key("read")
-@spec.validate(query=HistoryQuery, resp=Response(HTTP_200=list[Summary], HTTP_400=ErrorBody),
+@spec.validate(query=HistoryQuery, resp=Response(HTTP_200=list[Summary]),
                tags=["p2p"], skip_validation=True)
 def p2p_history():
     """The summary per time bucket, from each bucket's last complete snapshot."""
@@ -193,7 +223,7 @@ def p2p_history():
 
 @bp.get("/p2p/depth")
 @access.api_key("read")
-@spec.validate(query=MarketQuery, resp=Response(HTTP_400=ErrorBody), tags=["p2p"],
+@spec.validate(query=MarketQuery, resp=Response(HTTP_200=Depth), tags=["p2p"],
                skip_validation=True)
 def p2p_depth():
     """Cumulative depth per price level: asks ascending, bids descending."""
@@ -236,8 +266,7 @@ def _depth(value: Any) -> int:
 
 @bp.post("/ingest/p2p-offers")
 @access.api_key("ingest")
-@spec.validate(json=PushedSnapshot, resp=Response(HTTP_200=PushResult, HTTP_413=ErrorBody,
-                                                  HTTP_422=ValidationErrorBody),
+@spec.validate(json=PushedSnapshot, resp=Response(HTTP_200=PushResult),
                tags=["ingest"], skip_validation=True)
 def push_p2p_offers():
     """Store one side of a market's book, pushed by an external worker (idempotent)."""
