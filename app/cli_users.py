@@ -116,6 +116,16 @@ def users_enable(ctx: click.Context, username: str) -> None:
     click.echo(f"{user.username} enabled")
 
 
+@users_group.command("reset-2fa")
+@click.argument("username")
+@click.pass_context
+def users_reset_two_factor(ctx: click.Context, username: str) -> None:
+    """Turn off USERNAME's two-factor sign-in (a lost phone); its sessions end."""
+    with _engine(ctx) as engine:
+        ended = commands.reset_two_factor(engine, _actor(), username)
+    click.echo(f"two-factor sign-in of {username} reset; {ended} session(s) ended")
+
+
 @users_group.command("set-password")
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")

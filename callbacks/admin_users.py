@@ -56,6 +56,10 @@ def manage(action: str | None, username: str | None, role: str | None,
     if action == ids.ADMIN_SIGN_OUT_USER:
         ended = commands.sign_out_everywhere(engine(), actor, username)
         return f"{username} is signed out everywhere ({ended} session{'s' * (ended != 1)})."
+    if action == ids.ADMIN_RESET_2FA:
+        ended = commands.reset_two_factor(engine(), actor, username)
+        return (f"Two-factor sign-in of {username} is off; {ended} session"
+                f"{'s' * (ended != 1)} ended. They enrol again at their next sign-in.")
     raise PreventUpdate
 
 
@@ -108,6 +112,7 @@ def register(dash_app: Dash) -> None:
         Input(ids.ADMIN_ENABLE_USER, "n_clicks"),
         Input(ids.ADMIN_RESET_PASSWORD_GO, "n_clicks"),
         Input(ids.ADMIN_SIGN_OUT_USER, "n_clicks"),
+        Input(ids.ADMIN_RESET_2FA, "n_clicks"),
         State(ids.ADMIN_MANAGE_USER, "value"),
         State(ids.ADMIN_MANAGE_ROLE, "value"),
         State(ids.ADMIN_RESET_PASSWORD, "value"),
@@ -115,8 +120,8 @@ def register(dash_app: Dash) -> None:
         roles=access.ADMINS,
         prevent_initial_call=True,
     )
-    def on_manage_user(_role, _disable, _enable, _reset, _sign_out, username, role, password,
-                       version):
+    def on_manage_user(_role, _disable, _enable, _reset, _sign_out, _reset_2fa, username, role,
+                       password, version):
         if not ctx.triggered_id or not ctx.triggered[0]["value"]:
             raise PreventUpdate
         try:

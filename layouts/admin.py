@@ -56,7 +56,11 @@ def users_tab() -> html.Div:
         dbc.Button("Enable", id=ids.ADMIN_ENABLE_USER, color="success", outline=True,
                    className="me-2"),
         dbc.Button("Sign out everywhere", id=ids.ADMIN_SIGN_OUT_USER, color="warning",
-                   outline=True, title="End every session and remember cookie of the user"),
+                   outline=True, className="me-2",
+                   title="End every session and remember cookie of the user"),
+        dbc.Button("Reset two-factor", id=ids.ADMIN_RESET_2FA, color="warning", outline=True,
+                   title="A lost phone: turn the user's two-factor sign-in off and end "
+                         "their sessions; they enrol again"),
         html.Div(id=ids.ADMIN_MANAGE_FEEDBACK, className="mt-2"),
     ])], className="mb-3")
     return dbc.Row([dbc.Col(html.Div(id=ids.ADMIN_USERS_TABLE), lg=7),

@@ -387,6 +387,25 @@ def test_totp_enrolment_then_sign_in_with_a_code_once(app, client_as):
     assert code not in str(audit_actions(app, ""))
 
 
+def test_an_admin_resets_a_lost_phone_and_the_user_enrols_again(app, dash_app, client_as):
+    trader = client_as("trader")
+    enrol(trader, password_for("trader"))
+    admin = Admin(app, dash_app, client_as("admin"))
+    done = admin.click(ids.ADMIN_MANAGE_FEEDBACK, ids.ADMIN_RESET_2FA, {
+        f"{ids.ADMIN_MANAGE_USER}.value": "trader", f"{ids.ADMIN_MANAGE_ROLE}.value": "kiosk",
+        f"{ids.ADMIN_RESET_PASSWORD}.value": ""})
+    assert "Two-factor sign-in of trader is off; 1 session ended" in done
+    assert not signed_in(trader), "the sessions, maybe the thief's, end"
+    again = app.test_client()
+    assert login_from(app, USER_AT_HOME, "trader", password_for("trader"), again) \
+        .status_code == 302 and signed_in(again), "the password alone signs in now"
+    assert audit_actions(app, "2fa.reset")[-1][1] == {"sessions_ended": 1}
+    refused = admin.click(ids.ADMIN_MANAGE_FEEDBACK, ids.ADMIN_RESET_2FA, {
+        f"{ids.ADMIN_MANAGE_USER}.value": "trader", f"{ids.ADMIN_MANAGE_ROLE}.value": "kiosk",
+        f"{ids.ADMIN_RESET_PASSWORD}.value": ""})
+    assert "does not use two-factor sign-in" in refused
+
+
 def test_recovery_codes_sign_in_once_each(app, client_as):
     _key, codes = enrol(client_as("analyst"), password_for("analyst"))
     with engine_of(app).connect() as connection:

@@ -96,3 +96,15 @@ def test_keys_wider_than_the_role_or_unknown_scopes_are_refused(run):
 def test_revoking_an_unknown_key_says_so(run):
     result = run("keys", "revoke", "999")
     assert result.exit_code == 1 and "no API key with id 999" in result.output
+
+
+def test_reset_2fa_turns_it_off_and_says_so(run, engine):
+    run("users", "create", "trader", "--role", "trader", "--password-stdin",
+        stdin="a-long-password\n")
+    with engine.begin() as connection:
+        user_id = connection.scalar(text("SELECT id FROM users WHERE username = 'trader'"))
+        connection.execute(text("INSERT INTO user_totp (user_id, secret, confirmed_at) "
+                                "VALUES (:id, 'not a real secret', now())"), {"id": user_id})
+    assert "two-factor sign-in of trader reset" in run("users", "reset-2fa", "trader").output
+    again = run("users", "reset-2fa", "trader")
+    assert again.exit_code != 0 and "does not use two-factor sign-in" in again.output

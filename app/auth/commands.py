@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine
 
 from app import audit
 from app.api import keys
-from app.auth import sessions, users
+from app.auth import sessions, totp, users
 from app.auth.errors import AccountError, UnknownUser
 from app.auth.users import User
 
@@ -87,6 +87,19 @@ def sign_out_everywhere(engine: Engine, actor: str, username: str) -> int:
         ended = sessions.end_all(connection, user.id, f"signed out everywhere by {actor}")
         audit.record(connection, actor, "user.sign_out_everywhere", user.username,
                      {"sessions_ended": ended})
+    return ended
+
+
+def reset_two_factor(engine: Engine, actor: str, username: str) -> int:
+    """Turn off a user's two-factor sign-in (a lost phone) and end their sessions, which
+    may be the thief's; return how many sessions ended. They enrol again at next sign-in
+    when their role requires it."""
+    with engine.begin() as connection:
+        user = _existing(connection, username)
+        if not totp.remove(connection, user.id):
+            raise AccountError(f"{user.username} does not use two-factor sign-in")
+        ended = sessions.end_all(connection, user.id, f"two-factor reset by {actor}")
+        audit.record(connection, actor, "2fa.reset", user.username, {"sessions_ended": ended})
     return ended
 
 

@@ -112,10 +112,17 @@ def confirm_enrolment(engine: Engine, secret_key: str, user: User, code: str) ->
 def disable(engine: Engine, actor: str, user: User) -> None:
     """Turn TOTP off and drop the recovery codes."""
     with engine.begin() as connection:
-        connection.execute(delete(user_totp).where(user_totp.c.user_id == user.id))
-        connection.execute(delete(user_recovery_codes)
-                           .where(user_recovery_codes.c.user_id == user.id))
+        remove(connection, user.id)
         audit.record(connection, actor, "2fa.disable", user.username)
+
+
+def remove(connection: Connection, user_id: int) -> bool:
+    """Drop a user's TOTP secret (enrolled or being enrolled) and recovery codes; return
+    whether there was one."""
+    removed = connection.execute(delete(user_totp).where(user_totp.c.user_id == user_id))
+    connection.execute(delete(user_recovery_codes)
+                       .where(user_recovery_codes.c.user_id == user_id))
+    return bool(removed.rowcount)
 
 
 def check_code(engine: Engine, secret_key: str, user_id: int, code: str) -> str:
