@@ -141,9 +141,10 @@ def complete(raw: dict[str, Any]) -> dict[str, Any]:
             _errors(document, operation, has_path_id="{" in path)
             _absent_not_null(operation)
             _path_parameters(path, operation)
-            for (file_path, file_method, status), media in FILE_ANSWERS.items():
-                if file_path == path and file_method == method:
+            for status in ("200", "201"):
+                media = FILE_ANSWERS.get((path, method, status), {})
+                if media:
                     answer = operation["responses"].setdefault(status, {"description": "a file"})
-                    content = answer.setdefault("content", {})
-                    content.update({name: {"schema": schema} for name, schema in media.items()})
+                    answer.setdefault("content", {}).update(
+                        {name: {"schema": schema} for name, schema in media.items()})
     return document
