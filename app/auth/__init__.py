@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import access, audit, state
 from app.auth import sessions, throttle, users
 from app.auth.cookies import SecureCookiesOverHttps
+from app.auth.errors import UserExists
 from app.config import Settings
 from app.extensions import csrf, login_manager
 
@@ -92,5 +93,7 @@ def ensure_first_admin(engine: Engine, settings: Settings) -> None:
         commands.create_user(engine, "system", settings.admin_user, settings.admin_password,
                              "admin")
         log.info("created the first admin", extra={"username": settings.admin_user})
+    except UserExists:
+        return  # another worker of the same start created it between our check and insert
     except SQLAlchemyError as error:
         log.error("could not create the first admin: %s", getattr(error, "orig", error))
