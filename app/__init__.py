@@ -81,7 +81,7 @@ def _register_auth(server: Flask, settings: Settings) -> None:
 
 
 def _register_blueprints(server: Flask) -> None:
-    from app import api
+    from app import api, kiosk
     from app.exports import bp as exports_bp
     from app.health import bp as health_bp
     from app.vendor import bp as vendor_bp
@@ -90,6 +90,7 @@ def _register_blueprints(server: Flask) -> None:
     server.register_blueprint(exports_bp)
     server.register_blueprint(vendor_bp)
     api.register(server)
+    kiosk.register(server)
 
 
 def _start_ingest(server: Flask, settings: Settings) -> None:

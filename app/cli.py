@@ -136,6 +136,9 @@ cli.add_command(export_command)
 from app.cli_demo import demo_command  # noqa: E402  (after cli exists)
 
 cli.add_command(demo_command)
+from app.cli_kiosk import kiosk_group  # noqa: E402  (after cli exists)
+
+cli.add_command(kiosk_group)
 cli.add_command(backfill_group)
 cli.add_command(ingest_command)
 

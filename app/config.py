@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
@@ -69,6 +70,19 @@ class IngestSettings:
     retry_max_seconds: float = 5.0
 
 
+# Days of raw rows kept per table (0: kept for ever), and their environment variables.
+RETENTION_DEFAULTS = {"book_tickers": 14, "tickers_24h": 90, "p2p_offers": 180, "candles": 0}
+RETENTION_VARIABLES = {table: f"RETENTION_{table.upper()}_DAYS" for table in RETENTION_DEFAULTS}
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long raw rows are kept, and how often the leader cuts them."""
+
+    keep_days: Mapping[str, int] = field(default_factory=lambda: dict(RETENTION_DEFAULTS))
+    every_minutes: int = 60
+
+
 @dataclass(frozen=True)
 class AlertSettings:
     """Alert evaluation and delivery (evaluated and sent by the ingest leader only)."""
@@ -83,6 +97,20 @@ class AlertSettings:
     max_attempts: int = 8
     senders: int = 4
     external_url: str | None = None
+
+
+@dataclass(frozen=True)
+class KioskSettings:
+    """Wall screens: how often they refresh and check in, when data is stale, how long a
+    device's session and setup link last, and the time zone of their clock."""
+
+    refresh_seconds: float = 5.0
+    heartbeat_seconds: float = 5.0
+    # 0: per panel, three P2P poll intervals for P2P data and a minute for spot data.
+    stale_seconds: int = 0
+    session_days: int = 30
+    link_hours: int = 24
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -132,6 +160,10 @@ class Settings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     # The longest range (days) each role may export at once; a role not named: no limit.
     export_max_days: Mapping[str, int] = field(default_factory=dict)
+    # The bearer token /metrics wants; None: it answers loopback callers only.
+    metrics_token: str | None = field(default=None, repr=False)
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def is_production(self) -> bool:
@@ -191,6 +223,9 @@ def _build(values: Mapping[str, str]) -> Settings:
         ingest=_ingest_settings(values),
         alerts=_alert_settings(values),
         export_max_days=_export_limits(values.get("P2PDASH_EXPORT_MAX_DAYS")),
+        metrics_token=_metrics_token(values.get("P2PDASH_METRICS_TOKEN")),
+        kiosk=_kiosk_settings(values),
+        retention=_retention_settings(values),
         **_auth_settings(values),
     )
 
@@ -262,6 +297,37 @@ def _ingest_settings(values: Mapping[str, str]) -> IngestSettings:
     return tuning
 
 
+def _retention_settings(values: Mapping[str, str]) -> RetentionSettings:
+    """Days kept per table; 1m candles must outlive gap repair (which refills them) and the
+    daily rollup's bucket, or retention would delete what repair puts back."""
+    keep = {table: _integer(values, RETENTION_VARIABLES[table], days, 0, 36500)
+            for table, days in RETENTION_DEFAULTS.items()}
+    horizon = _integer(values, "SPOT_GAP_HORIZON_MINUTES", 1440, 1, 525600)
+    if keep["candles"] and keep["candles"] * 1440 < horizon + 1440:
+        raise ConfigError(f"{RETENTION_VARIABLES['candles']}: {keep['candles']} days is shorter "
+                          f"than SPOT_GAP_HORIZON_MINUTES ({horizon}) plus the daily rollup's "
+                          "one-day bucket; keep candles longer or shorten the horizon")
+    return RetentionSettings(keep, _integer(values, "RETENTION_EVERY_MINUTES", 60, 1, 10080))
+
+
+def _kiosk_settings(values: Mapping[str, str]) -> KioskSettings:
+    """Read the wall screens' refresh, check-in, staleness, session and clock settings."""
+    timezone = (values.get("P2PDASH_KIOSK_TIMEZONE") or "UTC").strip()
+    try:
+        ZoneInfo(timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(f"P2PDASH_KIOSK_TIMEZONE: {timezone!r} is not a time zone "
+                          "(e.g. UTC, Europe/Berlin)") from None
+    return KioskSettings(
+        refresh_seconds=_number(values, "P2PDASH_KIOSK_REFRESH_SECONDS", 5.0, 0.5, 3600),
+        heartbeat_seconds=_number(values, "P2PDASH_KIOSK_HEARTBEAT_SECONDS", 5.0, 0.5, 600),
+        stale_seconds=_integer(values, "P2PDASH_KIOSK_STALE_SECONDS", 0, 0, 86400),
+        session_days=_integer(values, "P2PDASH_KIOSK_SESSION_DAYS", 30, 2, 3650),
+        link_hours=_integer(values, "P2PDASH_KIOSK_LINK_HOURS", 24, 1, 8760),
+        timezone=timezone,
+    )
+
+
 def _export_limits(raw: str | None) -> dict[str, int]:
     """Parse 'analyst=366,admin=3660' into days per role."""
     limits: dict[str, int] = {}
@@ -274,6 +340,17 @@ def _export_limits(raw: str | None) -> dict[str, int]:
                               "analyst or admin and DAYS from 1 to 100000")
         limits[role] = int(days)
     return limits
+
+
+def _metrics_token(raw: str | None) -> str | None:
+    """A bearer token for /metrics: 16 to 512 token characters (RFC 6750), or unset."""
+    if raw is None or not raw.strip():
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9._~+/=-]{16,512}", raw.strip()):
+        raise ConfigError("P2PDASH_METRICS_TOKEN: must be 16 to 512 characters of letters, "
+                          "digits and ._~+/=- (e.g. python -c 'import secrets; "
+                          "print(secrets.token_urlsafe(32))')")
+    return raw.strip()
 
 
 def _alert_settings(values: Mapping[str, str]) -> AlertSettings:

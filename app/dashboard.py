@@ -35,6 +35,7 @@ def mount(server: Flask) -> dash.Dash:
     for page in layouts.PAGES:
         dash.register_page(page.__name__, path=page.PATH, name=page.NAME, title=page.TITLE,
                            order=page.ORDER, roles=page.ROLES,
+                           path_template=getattr(page, "PATH_TEMPLATE", None),
                            layout=guard_layout(page.layout, page.ROLES, forbidden_block))
     dash_app.layout = shell
     callbacks.register(dash_app)

@@ -10,6 +10,7 @@ from callbacks import (
     download,
     export_page,
     home,
+    kiosk,
     overview,
     shell,
     spread,
@@ -20,5 +21,5 @@ from callbacks import (
 def register(dash_app: Dash) -> None:
     """Attach every page's callbacks to `dash_app`."""
     for module in (shell, home, overview, spread, depth, volume, candles, alerts, download,
-                   export_page, admin):
+                   export_page, admin, kiosk):
         module.register(dash_app)

@@ -19,13 +19,14 @@ def register(dash_app: Dash) -> None:
         admin_backfill,
         admin_health,
         admin_keys,
+        admin_kiosk,
         admin_payments,
         admin_runs,
         admin_users,
     )
 
     for module in (admin_users, admin_keys, admin_audit, admin_runs, admin_backfill,
-                   admin_payments, admin_health):
+                   admin_payments, admin_health, admin_kiosk):
         module.register(dash_app)
 
 

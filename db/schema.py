@@ -322,7 +322,8 @@ auth_counters = Table(
 sessions = Table(
     "sessions", metadata,
     Column("id", BigInteger, primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # Exactly one of user_id and device_id: a user's sign-in or a kiosk device's.
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
     # SHA-256 of the random token the cookies carry; never the token itself.
     Column("token_hash", Text, nullable=False, unique=True),
     Column("remember", Boolean, nullable=False, server_default="false"),
@@ -333,6 +334,7 @@ sessions = Table(
     Column("user_agent", Text),
     _ts("revoked_at"),
     Column("revoked_reason", Text),
+    Column("device_id", Integer, ForeignKey("kiosk_devices.id", ondelete="CASCADE")),
 )
 
 user_totp = Table(
@@ -353,6 +355,34 @@ user_recovery_codes = Table(
     Column("code_hash", Text, nullable=False),
     _created(),
     _ts("used_at"),
+)
+
+playlists = Table(
+    "playlists", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    # [{"view": "wall" | "/page?query", "dwell": seconds}, ...] (app/kiosk/playlists.py)
+    Column("views", JSONB, nullable=False, server_default="[]"),
+    _created(),
+    _ts("updated_at", nullable=False, server_default=func.now()),
+)
+
+kiosk_devices = Table(
+    "kiosk_devices", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("playlist_id", Integer, ForeignKey("playlists.id", ondelete="SET NULL")),
+    _created(),
+    Column("created_by", Text),
+    # SHA-256 of the setup link's token, usable once before setup_expires_at.
+    Column("setup_token_hash", Text, unique=True),
+    _ts("setup_expires_at"),
+    _ts("setup_used_at"),
+    _ts("last_seen_at"),
+    Column("last_ip", Text),
+    Column("last_user_agent", Text),
+    Column("showing", Text),
+    _ts("revoked_at"),
 )
 
 audit_log = Table(

@@ -7,9 +7,10 @@ from layouts import (
     depth,
     export_page,
     home,
+    kiosk,
     overview,
     spread,
     volume,
 )
 
-PAGES = [overview, spread, depth, volume, candles, alerts, export_page, home, admin]
+PAGES = [overview, spread, depth, volume, candles, alerts, export_page, home, admin, kiosk]

@@ -11,6 +11,7 @@ from app import access
 from db.intervals import INTERVALS
 from db.ops import RUN_STATUSES
 from layouts import ids
+from layouts.admin_kiosk import kiosk_tab
 
 PATH = "/admin"
 NAME = "Admin"
@@ -144,7 +145,7 @@ def health_tab() -> html.Div:
                      dcc.Interval(id=ids.ADMIN_HEALTH_REFRESH, interval=HEALTH_REFRESH_MS)])
 
 
-TABS = ("users", "keys", "audit", "runs", "backfill", "payments", "health")
+TABS = ("users", "keys", "audit", "runs", "backfill", "payments", "health", "kiosk")
 
 
 def layout(**params: str) -> html.Div:
@@ -163,6 +164,7 @@ def layout(**params: str) -> html.Div:
             dbc.Tab(runs_tab(), label="Ingestion runs", tab_id="runs"),
             dbc.Tab(backfill_tab(), label="Backfill", tab_id="backfill"),
             dbc.Tab(payments_tab(), label="Payment methods", tab_id="payments"),
+            dbc.Tab(kiosk_tab(), label="Wall screens", tab_id="kiosk"),
             dbc.Tab(health_tab(), label="Health", tab_id="health"),
         ], id=ids.ADMIN_TABS,
             active_tab=params.get("tab") if params.get("tab") in TABS else "users"),

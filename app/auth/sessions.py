@@ -84,7 +84,9 @@ def resolve(engine: Engine, token: str, settings: Settings, ip: str | None) -> u
     with engine.connect() as connection:
         row = connection.execute(query).first()
     if row is None:
-        return None
+        from app.kiosk import session as device_session  # a kiosk device's session?
+
+        return device_session.resolve(engine, token, ip)
     if datetime.now(UTC) - row.session_seen > TOUCH_EVERY:
         _touch(engine, row.session_id, ip)
     return replace(users.from_row(row), session_id=row.session_id, session_token=token)
