@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 from flask_login import current_user
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import access, state
+from db import retention
 from db.status import database_status
 from db.timescale import PLAIN_POSTGRES_WARNING
 
+log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
 
 
@@ -40,7 +44,21 @@ def system_health() -> dict[str, Any]:
         "schema_revision": db.revision,
         "warnings": warnings,
         "ingest": ingest_status(),
+        "retention": retention_status() if db.reachable and db.revision else {},
     }
+
+
+def retention_status() -> dict[str, dict[str, Any]]:
+    """Per table retention may cut: its oldest row and how many days are kept (0: all)."""
+    current = state.current()
+    try:
+        oldest = retention.oldest_rows(current.engine)
+    except SQLAlchemyError as error:
+        log.warning("oldest rows unknown: %s", str(error).splitlines()[0])
+        return {}
+    keep = current.settings.retention.keep_days
+    return {table: {"oldest": when, "keep_days": keep.get(table, 0)}
+            for table, when in oldest.items()}
 
 
 def ingest_status() -> dict[str, Any] | None:

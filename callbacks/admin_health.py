@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -52,6 +53,14 @@ def feeds_table(feeds: dict[str, dict[str, Any]], limit: int) -> html.Div:
     return table(["Feed", "Last status", "Age", ""], rows)
 
 
+def retention_table(kept: dict[str, dict[str, Any]]) -> html.Div:
+    """Per table: its oldest row and how long rows are kept."""
+    rows = [[name, when(datetime.fromisoformat(item["oldest"])) if item["oldest"] else "empty",
+             f"{item['keep_days']} days" if item["keep_days"] else "for ever"]
+            for name, item in sorted(kept.items())]
+    return table(["Table", "Oldest row", "Kept"], rows)
+
+
 def health_view(report: dict[str, Any], cache: dict[str, Any], leader: dict[str, Any] | None,
                 limit: int) -> dbc.Row:
     """Cards for the system, the leader and the feeds."""
@@ -73,6 +82,9 @@ def health_view(report: dict[str, Any], cache: dict[str, Any], leader: dict[str,
         dbc.Col(dbc.Card([dbc.CardHeader(f"Feeds (stale after {limit} s)"),
                           dbc.CardBody(feeds_table(report["feeds"], limit))]), lg=4, xl=5,
                 className="mb-3"),
+        dbc.Col(dbc.Card([dbc.CardHeader("Data kept (retention)"),
+                          dbc.CardBody(retention_table(report.get("retention") or {}))]),
+                lg=6, className="mb-3"),
     ])
 
 

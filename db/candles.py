@@ -11,7 +11,7 @@ date_bin and ordered array_agg. Buckets start where Binance's do (see db/interva
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Connection, Engine, Row, bindparam, text
@@ -50,16 +50,20 @@ _AGGREGATES = {
 }
 
 
-def _aggregate_sql(flavour: str) -> str:
+def _aggregate_sql(flavour: str, table: str = "candles") -> str:
+    """Buckets of `width` from one stored interval of `table`; `stored` counts minutes for
+    rollups (which know how many 1m candles made them) and rows for raw candles."""
     bucket, first_open, last_close, last_close_time = _AGGREGATES[flavour]
+    stored, closed = (("sum(minutes)", "true") if table == "candle_rollups"
+                      else ("count(*)", "bool_and(is_closed)"))
     return f"""
         SELECT {bucket} AS bucket, {first_open} AS open, max(high) AS high, min(low) AS low,
                {last_close} AS close, sum(volume) AS volume, {last_close_time} AS close_time,
                sum(quote_volume) AS quote_volume, sum(trades) AS trades,
                sum(taker_base_volume) AS taker_base_volume,
                sum(taker_quote_volume) AS taker_quote_volume,
-               bool_and(is_closed) AS all_closed, count(*) AS stored
-        FROM candles
+               {closed} AS all_closed, {stored} AS stored
+        FROM {table}
         WHERE exchange = :exchange AND symbol = :symbol AND interval = :source
           AND open_time >= :start AND open_time < :end
         GROUP BY 1 ORDER BY 1"""
@@ -87,24 +91,78 @@ def aligned_range(interval: str, start: datetime, end: datetime) -> tuple[dateti
 
 
 def get_candles(bind: Engine | Connection, symbol: str, interval: str, start: datetime,
-                end: datetime, *, exchange: str = "binance") -> list[Candle]:
-    """Candles of `interval` for the buckets that overlap [start, end), oldest first."""
+                end: datetime, *, exchange: str = "binance", rollups: bool = True
+                ) -> list[Candle]:
+    """Candles of `interval` for the buckets that overlap [start, end), oldest first:
+    closed buckets from the rollups where they answer exactly, the rest from raw candles
+    (`rollups=False`: raw candles only, which is what the rollups are made from)."""
     parse_interval(interval)
     start, end = aligned_range(interval, start, end)
     where = {"exchange": exchange, "symbol": symbol, "start": start, "end": end}
     if isinstance(bind, Engine):
         with bind.connect() as connection:
-            return _query(connection, where, interval)
-    return _query(bind, where, interval)
+            return _query(connection, where, interval, rollups)
+    return _query(bind, where, interval, rollups)
 
 
-def _query(connection: Connection, where: dict[str, object], interval: str) -> list[Candle]:
+def _query(connection: Connection, where: dict[str, object], interval: str,
+           rollups: bool) -> list[Candle]:
+    flavour = "timescale" if installed_version(connection) else "plain"
+    best = _from_rollups(connection, flavour, where, interval) if rollups else {}
+    span = _uncovered(best, interval, where["start"], where["end"])
+    if span is not None:
+        best = _from_raw(connection, flavour, {**where, "start": span[0], "end": span[1]},
+                         interval, best)
+    return [_candle(best[bucket][1], interval, best[bucket][0]) for bucket in sorted(best)]
+
+
+ROLLUP_INTERVALS = ("1d", "1h")  # kept in candle_rollups by db/rollups.py, coarsest first
+_ROLLUP_SOURCE = text("""
+    SELECT 1 FROM candle_rollups WHERE exchange = :exchange AND symbol = :symbol
+      AND interval = :source AND open_time >= :start AND open_time < :end LIMIT 1""")
+
+
+def _from_rollups(connection: Connection, flavour: str, where: dict[str, object],
+                  interval: str) -> dict[datetime, tuple[int, Row]]:
+    """Buckets built from the coarsest rollup that divides `interval` and has rows here."""
+    width = f"{INTERVALS[interval] // 1000} seconds"
+    for source in ROLLUP_INTERVALS:
+        if not divides(interval, source):
+            continue
+        if connection.scalar(_ROLLUP_SOURCE, {**where, "source": source}) is None:
+            continue
+        rows = connection.execute(text(_aggregate_sql(flavour, "candle_rollups")), {
+            **where, "source": source, "width": width, "origin": origin(interval)}).all()
+        return {row.bucket: (row.stored * INTERVALS["1m"], row) for row in rows}
+    return {}
+
+
+def _uncovered(best: dict[datetime, tuple[int, Row]], interval: str, start: datetime,
+               end: datetime) -> tuple[datetime, datetime] | None:
+    """The part of [start, end) whose ends are not whole, closed buckets of `best`."""
+    length = timedelta(milliseconds=INTERVALS[interval])
+    full = INTERVALS[interval]
+
+    def whole(bucket: datetime) -> bool:
+        found = best.get(bucket)
+        return found is not None and found[0] == full and bool(found[1].all_closed)
+
+    while start < end and whole(start):
+        start += length
+    while end > start and whole(end - length):
+        end -= length
+    return (start, end) if start < end else None
+
+
+def _from_raw(connection: Connection, flavour: str, where: dict[str, object], interval: str,
+              best: dict[datetime, tuple[int, Row]]) -> dict[datetime, tuple[int, Row]]:
+    """Add buckets from raw candles, which win over a rollup that covers no more."""
     sources = list(connection.scalars(_SOURCES, {**where,
                                                  "candidates": source_intervals(interval)}))
-    flavour = "timescale" if installed_version(connection) else "plain"
     sql = text(_aggregate_sql(flavour))
     width = f"{INTERVALS[interval] // 1000} seconds"
-    best: dict[datetime, tuple[int, Row]] = {}
+    rolled = dict(best)
+    best = {}
     if flavour == "timescale":
         # TimescaleDB's ordered chunk scan already yields rows in bucket order, but the
         # planner cannot count the buckets and sorts every stored row instead: a month of
@@ -121,7 +179,10 @@ def _query(connection: Connection, where: dict[str, object], interval: str) -> l
     finally:
         if flavour == "timescale":
             connection.execute(text("RESET enable_sort"))
-    return [_candle(best[bucket][1], interval, best[bucket][0]) for bucket in sorted(best)]
+    for bucket, (coverage, row) in best.items():
+        if bucket not in rolled or coverage >= rolled[bucket][0]:
+            rolled[bucket] = (coverage, row)
+    return rolled
 
 
 def _candle(row: Row, interval: str, coverage: int) -> Candle:

@@ -128,6 +128,27 @@ candles = Table(
     Column("is_closed", Boolean, nullable=False),
 )
 
+# 1h and 1d candles the leader recomputes from raw candles (db/rollups.py, migration 0007).
+candle_rollups = Table(
+    "candle_rollups", metadata,
+    Column("exchange", Text, primary_key=True),
+    Column("symbol", Text, primary_key=True),
+    Column("interval", Text, primary_key=True),
+    _ts("open_time", primary_key=True),
+    Column("open", Numeric, nullable=False),
+    Column("high", Numeric, nullable=False),
+    Column("low", Numeric, nullable=False),
+    Column("close", Numeric, nullable=False),
+    Column("volume", Numeric, nullable=False),
+    _ts("close_time", nullable=False),
+    Column("trades", BigInteger, nullable=False),
+    Column("quote_volume", Numeric, nullable=False),
+    Column("taker_base_volume", Numeric, nullable=False),
+    Column("taker_quote_volume", Numeric, nullable=False),
+    Column("minutes", Integer, nullable=False),
+    _ts("computed_at", nullable=False, server_default=func.now()),
+)
+
 book_tickers = Table(
     "book_tickers", metadata,
     Column("exchange", Text, nullable=False),

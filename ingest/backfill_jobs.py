@@ -12,6 +12,7 @@ import threading
 from sqlalchemy import Engine, text
 
 from app.config import Settings
+from db import rollups
 from ingest.binance_rest import BackfillError, BinanceError, BinanceRest, KlinesRequest
 from ingest.binance_rest import backfill_klines as run_backfill
 
@@ -42,6 +43,8 @@ def start_backfill(settings: Settings, engine: Engine, request: KlinesRequest) -
         try:
             report = run_backfill(engine, rest, request)
             log.info("backfill done", extra=report)
+            # Late data: the rollups of every bucket the backfill touched are redone.
+            rollups.recompute(engine, request.symbol, request.start, request.end)
         except (BinanceError, BackfillError) as error:
             log.error("backfill failed: %s", error, extra={"symbol": request.symbol})
 

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, cast, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import func
 
 from db.ops import INTERRUPTED, RUNNING
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 PAYLOAD_EXCERPT = 2000
 # Kinds only the ingest leader runs: a new leader knows no one else is running them.
-LEADER_KINDS = ("ws_session", "p2p_poll", "gap_repair")
+LEADER_KINDS = ("ws_session", "p2p_poll", "gap_repair", "retention")
 
 _open_runs: set[int] = set()  # ids of this process's runs that have not finished
 _open_runs_lock = threading.Lock()
@@ -90,6 +91,12 @@ class Run:
             connection.execute(insert(ingest_errors).values(
                 run_id=self.id, level=level, message=message, payload=excerpt))
         log.warning("%s", message, extra={"run_id": self.id, "source": self.source})
+
+    def note(self, details: Mapping[str, Any]) -> None:
+        """Add `details` to the run's params (what a maintenance run did, say)."""
+        with self.engine.begin() as connection:
+            connection.execute(update(runs).where(runs.c.id == self.id).values(
+                params=runs.c.params.op("||")(cast(dict(details), JSONB))))
 
     def save_counts(self) -> None:
         """Write the counters to the row (a long stream session calls this now and then)."""

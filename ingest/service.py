@@ -32,6 +32,8 @@ from ingest.jobs import JobFactory, JobSpec
 from ingest.leader import LeaderElector
 from ingest.p2p_jobs import p2p_jobs
 from ingest.p2p_poll import POLL_STATS
+from ingest.retention import retention_jobs
+from ingest.rollups import rollup_jobs
 from ingest.runs import close_interrupted
 from ingest.writer import DATABASE_ERRORS, Writer
 
@@ -62,7 +64,8 @@ def repair_spot_gaps(settings: Settings, engine: Engine) -> None:
             return
 
 
-DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs, p2p_jobs)
+DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs, p2p_jobs, retention_jobs,
+                                                 rollup_jobs)
 
 
 def _alerts(settings: Settings, engine: Engine) -> AlertService | None:

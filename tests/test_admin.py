@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from app.auth import users
+from app.health import system_health
 from callbacks.admin_health import NO_LEADER
 from db.locks import INGEST_LEADER_LOCK
 from ingest.runs import start_run
@@ -214,3 +215,55 @@ def test_health_marks_old_feeds_stale(app, admin):
     new_feed = shown[shown.index('"okx_p2p"'):]
     assert '"stale"' in old_feed and '"fresh"' not in old_feed
     assert '"fresh"' in new_feed and '"stale"' not in new_feed
+
+
+def test_health_shows_each_tables_oldest_row_and_how_long_it_is_kept(app, admin):
+    with app.extensions["p2pdash"].engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO book_tickers (exchange, symbol, ts, bid, bid_qty, ask, ask_qty) "
+            "VALUES ('binance', 'BTCUSDT', '2026-03-01T10:00:00Z', 1, 1, 2, 1)"))
+    with app.app_context():
+        kept = system_health()["retention"]
+    assert kept["book_tickers"] == {"oldest": "2026-03-01T10:00:00+00:00", "keep_days": 14}
+    assert kept["candles"] == {"oldest": None, "keep_days": 0}
+    shown = admin.call(ids.ADMIN_HEALTH)
+    assert "Data kept (retention)" in shown and "2026-03-01 10:00:00" in shown
+    assert "14 days" in shown and "for ever" in shown
+
+
+def _by_button(admin: Admin, button: str, values: dict) -> str:
+    """Trigger the callback that `button` fires (several share their first output)."""
+    key = next(key for key, entry in admin.dash_app.callback_map.items()
+               if any(dep["id"] == button for dep in entry["inputs"]))
+    body = callback_body(admin.dash_app.callback_map, key, {f"{button}.n_clicks": 1, **values},
+                         f"{button}.n_clicks")
+    return admin.call(ids.ADMIN_KIOSK_RESULT, body=body)
+
+
+def test_kiosk_device_created_shown_once_then_moved_and_revoked_from_the_tab(app, admin):
+    answer = _by_button(admin, ids.ADMIN_KIOSK_CREATE, {
+        f"{ids.ADMIN_KIOSK_NAME}.value": "lobby", f"{ids.ADMIN_KIOSK_PLAYLIST}.value": None})
+    link = answer.split("/kiosk/setup/")[1].split('"')[0]
+    screen = app.test_client()
+    assert screen.get(f"/kiosk/setup/{link}").location == "/kiosk/wall"
+    assert link not in admin.call(ids.ADMIN_KIOSK_DEVICES)  # the table never shows it
+    saved = _by_button(admin, ids.ADMIN_KIOSK_PLAYLIST_SAVE, {
+        f"{ids.ADMIN_KIOSK_PLAYLIST_NAME}.value": "loop",
+        f"{ids.ADMIN_KIOSK_PLAYLIST_TEXT}.value": "wall 10\n/spread 20"})
+    assert "2 views" in saved
+    bad = _by_button(admin, ids.ADMIN_KIOSK_PLAYLIST_SAVE, {
+        f"{ids.ADMIN_KIOSK_PLAYLIST_NAME}.value": "broken",
+        f"{ids.ADMIN_KIOSK_PLAYLIST_TEXT}.value": "wall forever"})
+    assert "danger" in bad  # shown in the form, not raised
+    moved = _by_button(admin, ids.ADMIN_KIOSK_SET_PLAYLIST, {
+        f"{ids.ADMIN_KIOSK_DEVICE}.value": "lobby",
+        f"{ids.ADMIN_KIOSK_MANAGE_PLAYLIST}.value": "loop"})
+    assert "lobby shows loop" in moved
+    assert screen.get("/kiosk/api/heartbeat").get_json()["playlist"] == "loop"
+    revoked = _by_button(admin, ids.ADMIN_KIOSK_REVOKE, {
+        f"{ids.ADMIN_KIOSK_DEVICE}.value": "lobby"})
+    assert "lobby revoked (1 session(s) ended)" in revoked
+    assert screen.get("/kiosk/api/heartbeat").get_json()["device"] == "revoked"
+    actions = [action for _a, action, _t in _audit(app) if action.startswith("kiosk")]
+    assert actions == ["kiosk.create", "kiosk.setup.success", "kiosk.playlist.save",
+                       "kiosk.set_playlist", "kiosk.revoke"]

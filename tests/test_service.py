@@ -56,7 +56,8 @@ def test_the_leader_streams_repairs_runs_jobs_and_stops_cleanly(settings, fake):
         wait_until(lambda: count(service.engine, book_tickers) >= 2, message="book tickers")
         assert ran.wait(10), "the extra job factory's job never ran"
         status = service.status()
-        assert status["leader"] and status["jobs"] == ["probe", "spot_gap_repair"]
+        assert status["leader"] and status["jobs"] == [
+            "candle_rollups", "probe", "retention", "spot_gap_repair"]
         assert status["stream"][0]["symbols"] == 2 and status["stream"][0]["frames"] > 0
     finally:
         service.stop()

@@ -1,0 +1,85 @@
+"""Retention: exactly the chunks older than the cutoff go (TimescaleDB), exactly the rows
+older than it (plain PostgreSQL), nothing newer; the leader's run says what went."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from app.config import ConfigError, load_settings
+from db import retention
+from db.engine import make_engine
+from db.migrate import upgrade
+from ingest.retention import run_retention
+
+NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
+HOURS = 24 * 6  # six days of hourly book tickers, across seven one-day chunks
+
+
+@pytest.fixture(params=["timescaledb", "plain"])
+def engine(request):
+    fixture = "database_url" if request.param == "timescaledb" else "plain_database_url"
+    engine = make_engine(request.getfixturevalue(fixture))
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO book_tickers (exchange, symbol, ts, bid, bid_qty, ask, ask_qty) "
+            "SELECT 'binance', 'BTCUSDT', :now - make_interval(hours => n), 1, 1, 2, 1 "
+            "FROM generate_series(0, :hours - 1) AS n"), {"now": NOW, "hours": HOURS})
+    yield engine
+    engine.dispose()
+
+
+def _times(engine) -> list[datetime]:
+    with engine.connect() as connection:
+        return list(connection.scalars(text("SELECT ts FROM book_tickers ORDER BY ts")))
+
+
+def test_retention_cuts_at_the_cutoff_and_keeps_everything_newer(engine):
+    before = _times(engine)
+    cutoff = NOW - timedelta(days=2)
+    dropped, = retention.apply(engine, {"book_tickers": 2}, now=NOW)
+    after = _times(engine)
+    assert dropped.cutoff == cutoff
+    assert [ts for ts in before if ts >= cutoff] == [ts for ts in after if ts >= cutoff], \
+        "nothing at or after the cutoff is touched"
+    with engine.connect() as connection:
+        chunked = retention.is_hypertable(connection, "book_tickers")
+    if chunked:
+        # Whole days go: the chunk holding the cutoff stays, with its older hours.
+        day = cutoff.replace(hour=0, minute=0)
+        assert [ts for ts in before if ts >= day] == after and after[0] < cutoff
+        assert [chunk["to"] for chunk in dropped.chunks] == [
+            (day - timedelta(days=n)).isoformat() for n in (3, 2, 1, 0)]
+        assert dropped.rows == sum(1 for ts in before if ts < day)
+    else:
+        assert after[0] >= cutoff and dropped.rows == len(before) - len(after)
+        assert dropped.chunks == []
+    assert retention.oldest_rows(engine)["book_tickers"] == after[0].isoformat()
+
+
+def test_a_table_kept_for_ever_is_not_touched(engine):
+    assert retention.apply(engine, {"book_tickers": 0}, now=NOW) == []
+    assert len(_times(engine)) == HOURS
+
+
+def test_the_retention_run_records_what_each_table_lost(engine):
+    run_retention(engine, {"book_tickers": 1, "tickers_24h": 1})
+    with engine.connect() as connection:
+        run = connection.execute(text(
+            "SELECT status, params FROM runs WHERE kind = 'retention'")).one()
+    assert run.status == "ok"
+    assert run.params["keep_days"] == {"book_tickers": 1, "tickers_24h": 1}
+    lost = {item["table"]: item["rows"] for item in run.params["dropped"]}
+    assert lost["tickers_24h"] == 0 and lost["book_tickers"] == HOURS - len(_times(engine))
+
+
+def test_candles_kept_shorter_than_gap_repair_is_refused_naming_both():
+    base = {"SECRET_KEY": "x" * 40, "P2PDASH_ENV": "test"}
+    with pytest.raises(ConfigError, match=r"^RETENTION_CANDLES_DAYS: .*SPOT_GAP_HORIZON_MINUTES"):
+        load_settings(environ={**base, "RETENTION_CANDLES_DAYS": "3",
+                               "SPOT_GAP_HORIZON_MINUTES": "5000"}, env_file=None)
+    assert load_settings(environ={**base, "RETENTION_CANDLES_DAYS": "5"},
+                         env_file=None).retention.keep_days["candles"] == 5
