@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_extensions(server, settings)
     _register_auth(server, settings)
     _register_blueprints(server)
+    _register_metrics(server)
     _mount_dash(server)
     headers.register(server)
     _start_ingest(server, settings)
@@ -91,6 +92,12 @@ def _register_blueprints(server: Flask) -> None:
     server.register_blueprint(vendor_bp)
     api.register(server)
     kiosk.register(server)
+
+
+def _register_metrics(server: Flask) -> None:
+    from app import metrics
+
+    metrics.register(server)
 
 
 def _start_ingest(server: Flask, settings: Settings) -> None:

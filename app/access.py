@@ -154,15 +154,19 @@ def rule_for_callback(app: Flask, output: str | None) -> Rule | None:
 
 def callback(dash_app: Dash, *dependencies: Any, roles: Iterable[str],
              **options: Any) -> Callable[[Callable], Callable]:
-    """Register a Dash callback that only signed-in users of `roles` may trigger."""
+    """Register a Dash callback that only signed-in users of `roles` may trigger (and
+    whose every call is timed, labelled by its output, in app/metrics.py)."""
+    from app import metrics
+
     rule = Rule("user", _roles(roles))
     known = set(dash_app.callback_map)
     register = dash_app.callback(*dependencies, **options)
     # Dash files the callback under its output key as soon as it is declared.
     rules = callback_rules(dash_app.server)
-    for key in set(dash_app.callback_map) - known:
+    added = sorted(set(dash_app.callback_map) - known)
+    for key in added:
         rules[key] = rule
-    return register
+    return metrics.timed_callback(register, added[0] if added else "unknown")
 
 
 BAD_INPUT = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError,

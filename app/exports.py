@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, request, stream_with_context
 from flask_login import current_user
 from sqlalchemy import Engine
 
-from app import access, audit, state
+from app import access, audit, metrics, state
 from db.export import ExportRequest, parse_request
 from db.export_stream import CONTENT_TYPES, Tally, filename, stream
 
@@ -57,6 +57,7 @@ def _audited(engine: Engine, request: ExportRequest, actor: str, tally: Tally
                                                   "actor": actor})
         raise
     finally:
+        metrics.count_export(request.dataset.name, request.format, tally.rows, complete)
         details = {"dataset": request.dataset.name, "format": request.format,
                    "start": request.params["start"].isoformat(),
                    "end": request.params["end"].isoformat(), "complete": complete,

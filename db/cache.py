@@ -38,6 +38,8 @@ LOCK_SECONDS = 30
 
 P = ParamSpec("P")
 R = TypeVar("R")
+# Called with (query name, hit) on every lookup; the app sets it to count them (app/metrics.py).
+on_lookup: Callable[[str, bool], None] | None = None
 
 
 def bucket_of(seconds: int, at: float | None = None) -> int:
@@ -119,6 +121,8 @@ def memoized(seconds: int) -> Callable[[Callable[..., R]], Callable[..., R]]:
             bucket = bucket_of(seconds)
             key = cache_key(name, seconds, bucket, args, kwargs)
             boxed = _get(key)
+            if on_lookup is not None:
+                on_lookup(name, boxed is not None)
             if boxed is not None:
                 return boxed[0]
             extra = {"now": bucket_end(seconds, bucket)} if wants_now else {}

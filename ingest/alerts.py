@@ -27,6 +27,7 @@ import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import metrics
 from app.alerts.channels import Message
 from app.alerts.conditions import Observed, holds
 from app.alerts.machine import Observation, RuleState, plan, step
@@ -122,6 +123,9 @@ class AlertEngine:
         for rule in rules:
             self._evaluate_rule(batch, rule, now, reuse=reuse, samples=samples, errors=errors)
         self._persist(batch, now)
+        metrics.ALERT_EVALUATIONS.inc(len(batch.evaluated))
+        for transition in batch.transitions:
+            metrics.ALERT_TRANSITIONS.labels(transition.to_state).inc()
         return batch
 
     def _stored_samples(self, rules: Sequence[Rule]) -> dict[int, Sample | None]:
@@ -289,7 +293,7 @@ class Sender:
             if not rows:
                 return False
             contacts: dict[int, Any] = {}
-            attempts, outcome = [], {}
+            attempts, outcome, delivered = [], {}, []
             started = time.monotonic()
             for row in rows:
                 if time.monotonic() - started > SEND_BATCH_SECONDS:
@@ -304,16 +308,19 @@ class Sender:
                                  "status_code": result.status_code,
                                  "response": result.response, "duration_ms": result.duration_ms})
                 outcome[row.contact_point_id] = result
-                self._finish(connection, row, result)
+                delivered.append(self._finish(connection, row, result))
             store.record_attempts(connection, attempts)
             for contact_id, result in sorted(outcome.items()):
                 store.mark_contact(connection, contact_id, result.ok, result.error)
+        for status in delivered:  # committed: count them
+            metrics.ALERT_NOTIFICATIONS.labels(status).inc()
         return True
 
-    def _finish(self, connection: Any, row: Any, result: Any) -> None:
+    def _finish(self, connection: Any, row: Any, result: Any) -> str:
+        """Record how a delivery went; return its outcome: sent, failed or retry."""
         if result.ok:
             store.finish_outbox(connection, row.id, status="sent")
-            return
+            return "sent"
         error = result.error or "failed"
         attempts = row.attempts + 1
         if result.permanent or attempts >= self.settings.alerts.max_attempts:
@@ -321,7 +328,7 @@ class Sender:
             log.error("notification failed for good", extra={
                 "outbox_id": row.id, "rule_id": row.rule_id, "attempts": attempts,
                 "error": error[:200]})
-            return
+            return "failed"
         delay = min(MAX_BACKOFF_SECONDS, 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
         if result.retry_after is not None:
             delay = max(delay, min(result.retry_after, 3600))
@@ -330,6 +337,7 @@ class Sender:
         log.warning("notification failed; will retry", extra={
             "outbox_id": row.id, "attempts": attempts, "retry_in_s": round(delay, 1),
             "error": error[:200]})
+        return "retry"
 
     def send_due(self) -> int:
         """Deliver every due notification now; how many were tried."""

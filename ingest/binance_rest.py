@@ -21,6 +21,7 @@ from typing import Any
 import requests
 from sqlalchemy import Engine
 
+from app import metrics
 from db.bulk import copy_merge
 from db.intervals import INTERVALS, bucket_start_ms, to_ms
 from ingest.runs import Run, start_run
@@ -264,6 +265,7 @@ def _store_page(engine: Engine, run: Run, report: BackfillReport, rows: list[lis
         result = copy_merge(connection, spec.table, closed, key=spec.key, update=spec.update,
                             only_if=spec.only_if)
     run.add(received=len(rows), inserted=result.inserted, duplicates=result.skipped)
+    metrics.count_merge("candles", result.inserted, result.updated, result.skipped)
     report.inserted += result.inserted
     report.updated += result.updated
     report.duplicates_skipped += result.skipped

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from websocket import ABNF, WebSocketException, WebSocketTimeoutException
 
+from app import metrics
 from app.config import IngestSettings
 from ingest.runs import Run
 from ingest.spot_records import MalformedFrame, parse_frame
@@ -38,6 +39,7 @@ MAX_STREAMS = 1024
 KINDS = ("kline_1m", "bookTicker", "ticker")
 LOGGED_ERRORS_PER_SESSION = 100
 SOURCE = "binance_spot_ws"
+EXCHANGE = "binance"
 
 
 def stream_names(symbols: Sequence[str]) -> list[str]:
@@ -121,6 +123,7 @@ class StreamConnection(threading.Thread):
         self.clock = clock
         self.stats = StreamStats()
         self._stopping = threading.Event()
+        self._frames = metrics.WS_FRAMES.labels(EXCHANGE)  # bound once: counted per frame
 
     def stop(self) -> None:
         """Ask the thread to close its connection and end (it checks at least twice a second)."""
@@ -137,6 +140,7 @@ class StreamConnection(threading.Thread):
             self.stats.last_end = end.reason
             if self._stopping.is_set():
                 return
+            metrics.WS_RECONNECTS.labels(EXCHANGE).inc()
             failures = 0 if (end.got_data or end.immediate) else failures + 1
             delay = 0.0 if end.immediate else self._backoff(failures)
             log.info("spot stream ended (%s); reconnecting in %.2f s", end.reason, delay,
@@ -156,6 +160,8 @@ class StreamConnection(threading.Thread):
         except (WebSocketException, OSError) as error:
             return SessionEnd(f"cannot connect: {error.__class__.__name__}: {error}")
         self.stats.sessions += 1
+        metrics.WS_CONNECTIONS.labels(EXCHANGE).inc()
+        metrics.WS_OPEN.labels(EXCHANGE).inc()
         counts = _SessionCounts(self._open_run())
         end = SessionEnd("ended")
         try:
@@ -165,6 +171,7 @@ class StreamConnection(threading.Thread):
             end = self._read(ws, counts)
             return end
         finally:
+            metrics.WS_OPEN.labels(EXCHANGE).dec()
             with contextlib.suppress(WebSocketException, OSError):
                 ws.close(timeout=1)
             self._close_run(counts, end)
@@ -209,11 +216,13 @@ class StreamConnection(threading.Thread):
         counts.last_data = time.monotonic()
         counts.received += 1
         self.stats.frames += 1
+        self._frames.inc()
         try:
             parsed = parse_frame(data, self.clock())
         except MalformedFrame as error:
             counts.rejected += 1
             self.stats.malformed += 1
+            metrics.WS_MALFORMED.labels(EXCHANGE).inc()
             self._log_error(counts, f"malformed frame skipped: {error}", data)
             return False
         if parsed.records:

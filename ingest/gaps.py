@@ -18,6 +18,7 @@ import requests
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import metrics
 from db.intervals import MINUTE_MS, from_ms
 from ingest.binance_rest import BinanceError, BinanceRest, KlinesRequest, backfill_klines
 from ingest.spot_records import EXCHANGE
@@ -52,8 +53,10 @@ def repair_symbol(engine: Engine, rest: BinanceRest, symbol: str,
         return None
     request = KlinesRequest(symbol, "1m", missing[0], missing[-1] + timedelta(minutes=1))
     report = backfill_klines(engine, rest, request, kind="gap_repair")
-    log.info("gap repair: %d of %d missing minutes filled", report["inserted"] +
-             report["updated"], len(missing), extra={"symbol": symbol})
+    filled = report["inserted"] + report["updated"]
+    metrics.GAP_MINUTES.labels(symbol).inc(filled)
+    log.info("gap repair: %d of %d missing minutes filled", filled, len(missing),
+             extra={"symbol": symbol})
     return report
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy.engine import make_url
 
+from app import metrics
 from db.locks import INGEST_LEADER_LOCK
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ class LeaderElector:
             self._retaken()
         else:
             self._leading.set()
+            metrics.LEADER.set(1)
             self.elections += 1
             log.info("this process is the ingest leader")
             self._safely(self.on_elected)
@@ -160,6 +162,7 @@ class LeaderElector:
 
     def _step_down(self, reason: str) -> None:
         self._leading.clear()
+        metrics.LEADER.set(0)
         self.outage_since = None
         self._backend_pid = None
         self._safely(self.on_lost)

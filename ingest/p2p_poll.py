@@ -11,6 +11,7 @@ logged, and a run cut off this way is closed as `interrupted` by the leader late
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import ModuleType
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import metrics
 from app.config import P2PMarket, Settings
 from ingest import binance_p2p, bybit_p2p, okx_p2p
 from ingest.p2p_http import ExchangeClient, P2PFetchError
@@ -101,7 +103,19 @@ class Poll:
 
 
 def poll_market(settings: Settings, engine: Engine, market: P2PMarket) -> PollResult:
-    """Poll both sides of `market` once and record the poll as a p2p_poll run."""
+    """Poll both sides of `market` once and record the poll as a p2p_poll run (and in
+    the metrics: its status and how long it took)."""
+    started, status = time.monotonic(), "error"
+    try:
+        result = _poll_market(settings, engine, market)
+        status = result.status
+        return result
+    finally:
+        metrics.P2P_POLLS.labels(market.exchange, str(market), status).inc()
+        metrics.P2P_POLL_SECONDS.labels(market.exchange).observe(time.monotonic() - started)
+
+
+def _poll_market(settings: Settings, engine: Engine, market: P2PMarket) -> PollResult:
     source = CONNECTORS[market.exchange].SOURCE
     params = {"depth": settings.p2p_depth, "page_rows": settings.p2p_page_rows}
     try:

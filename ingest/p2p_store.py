@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text, update
 from sqlalchemy.dialects.postgresql import insert
 
+from app import metrics
 from app.config import P2PMarket
 from db.bulk import copy_merge
 from db.schema import p2p_offers, p2p_snapshots, payment_methods
@@ -97,6 +98,7 @@ def store_snapshot(engine: Engine, run: Run, snapshot: Snapshot) -> StoreResult:
             result = StoreResult(snapshot_id, merged.inserted,
                                  len(snapshot.offers) - merged.inserted)
     run.add(inserted=result.inserted, duplicates=result.duplicates)
+    metrics.count_merge("p2p_offers", result.inserted, 0, result.duplicates)
     return result
 
 

@@ -29,6 +29,7 @@ import psycopg
 from sqlalchemy import Engine, Table
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
+from app import metrics
 from app.config import IngestSettings
 from db.bulk import MergeResult, copy_merge
 from db.schema import book_tickers, candles, tickers_24h
@@ -161,6 +162,7 @@ class Writer:
 
     def _drop(self, record: Record, run: Run | None) -> None:
         self.stats.dropped += 1
+        metrics.ROWS_DROPPED.labels(record.table).inc()
         self._outage.by_run[run] += 1
         now = time.monotonic()
         if now - self._outage.last_log >= 10:
@@ -225,6 +227,7 @@ class Writer:
                 return None if self._stopping.is_set() else OrderedDict()
             batch = self._take_oldest(self.batch_rows)
             self._in_flight = len(batch)
+            metrics.PENDING_ROWS.set(len(self._pending) + self._in_flight)
             return batch
 
     def _take_oldest(self, rows: int) -> Batch:
@@ -254,13 +257,16 @@ class Writer:
         groups: dict[tuple[str, Run | None], list[dict]] = {}
         for record, run in batch.values():
             groups.setdefault((record.table, run), []).append(record.row)
-        results = []
+        results, merged = [], []
         with self.engine.begin() as connection:
             for (table, run), rows in groups.items():
                 spec = MERGES[table]
-                results.append((run, copy_merge(connection, spec.table, rows, key=spec.key,
-                                                update=spec.update, only_if=spec.only_if,
-                                                unique_keys=True)))
+                result = copy_merge(connection, spec.table, rows, key=spec.key,
+                                    update=spec.update, only_if=spec.only_if, unique_keys=True)
+                results.append((run, result))
+                merged.append((table, result))
+        for table, result in merged:  # committed: count them
+            metrics.count_merge(table, result.inserted, result.updated, result.skipped)
         return results
 
     def _isolate_bad_rows(self, batch: Batch, error: Exception
@@ -283,6 +289,7 @@ class Writer:
         reason = _reason(error)
         with self._lock:
             self.stats.rejected += 1
+        metrics.ROWS_REJECTED.labels(record.table).inc()
         if run is not None:
             run.add(rejected=1)
             _safely(run.error, f"database refused a {record.table} row: {reason}",
@@ -300,6 +307,7 @@ class Writer:
                 self.stats.outage_since = time.time()
                 self.stats.outages += 1
             held = len(self._pending)
+            metrics.PENDING_ROWS.set(held)
         self._failures_in_a_row += 1
         delay = min(self.retry_max, self.retry_base * 2 ** (self._failures_in_a_row - 1))
         log.warning("writer cannot reach the database; holding %d rows, retrying in %.1f s: "
@@ -323,6 +331,8 @@ class Writer:
         try:
             self._done(batch, self._commit(batch))
         except DATABASE_ERRORS as error:
+            for record, _run in batch.values():
+                metrics.ROWS_DROPPED.labels(record.table).inc()
             with self._lock:
                 self.stats.dropped += len(batch)
                 self._in_flight = 0
@@ -345,9 +355,11 @@ class Writer:
                 self.stats.skipped += result.skipped
             self.stats.batches += 1
             self._in_flight = 0
+            metrics.PENDING_ROWS.set(len(self._pending))
             dropped, self._outage.by_run = self._outage.by_run, Counter()
             self._idle.notify_all()
         self._report_drops(dropped)
+        metrics.observe_lag((record for record, _run in batch.values()), committed_at)
         if self.observe is not None:
             self.observe([record for record, _run in batch.values()], committed_at)
 

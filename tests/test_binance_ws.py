@@ -9,6 +9,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from app import metrics
 from db.embedded import free_port
 from db.schema import book_tickers, candles, ingest_errors, runs, tickers_24h
 from ingest.binance_rest import BinanceRest, RestPolicy
@@ -109,6 +110,8 @@ def bad_kline_frame() -> str:
 
 
 def test_a_malformed_frame_is_counted_logged_with_its_run_and_skipped(engine, writer):
+    malformed = metrics.WS_MALFORMED.labels("binance")
+    before = malformed._value.get()
     with FakeExchange("simulate", symbols=["BTCUSDT"]) as fake:
         stream = SpotStream(fake.ws_url, ["BTCUSDT"], writer, engine, QUICK).start()
         connection = stream.connections[0]
@@ -121,6 +124,7 @@ def test_a_malformed_frame_is_counted_logged_with_its_run_and_skipped(engine, wr
         finally:
             stream.stop()
     assert connection.stats.sessions == 1
+    assert malformed._value.get() - before == 2  # p2pdash_ws_frames_malformed_total
     with engine.connect() as connection_:
         run = connection_.execute(select(runs)).mappings().one()
         messages = list(connection_.scalars(select(ingest_errors.c.message)
