@@ -19,6 +19,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import resource
 import signal
 import time
 from collections.abc import Callable
@@ -40,7 +41,12 @@ MAX_BODY_BYTES = 16 * 1024 * 1024  # the largest body read at all; routes set lo
 OUTBUF_MEMORY = 1024 * 1024  # what waits for a slow reader beyond this goes to a file
 OUTBUF_HIGH = 2 * 1024 * 1024  # a response's thread waits while this much is unsent
 SEND_BYTES = 256 * 1024  # per send(): waitress's 18,000 cost a fifth of an export's rate
-CONNECTIONS = 1000
+# Open connections waitress serves at once (beyond it, new ones wait in the listen backlog).
+# At waitress's 100, or our earlier 1,000, a thousand slow clients filled every place and a
+# new visitor waited 5 s or failed (bench/slowloris.py); each idle connection costs a file
+# descriptor and a few KB, so the limit is what the descriptors allow, up to CONNECTIONS.
+CONNECTIONS = 4000
+FD_RESERVE = 256  # descriptors kept for the database pool, streams, exports, logs
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
@@ -81,11 +87,31 @@ def settled(app: Flask) -> Flask:
     return app
 
 
+def connection_limit() -> int:
+    """How many connections to serve: raise the soft descriptor limit towards the hard one
+    (many systems start processes at 1,024) and keep FD_RESERVE of it for everything else."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = CONNECTIONS + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    limit = CONNECTIONS if soft == resource.RLIM_INFINITY else \
+        max(64, min(CONNECTIONS, soft - FD_RESERVE))
+    if limit < CONNECTIONS:
+        log.warning("serving at most %d connections: the open-file limit is %d (raise "
+                    "LimitNOFILE or ulimit -n to %d for %d)", limit, soft, wanted, CONNECTIONS)
+    return limit
+
+
 def make_server(settings: Settings, app: Any, *, port: int | None = None) -> Server:
     """A bound, not yet running server for `app` on P2PDASH_HOST:P2PDASH_PORT."""
     return Server(app, host=settings.host, port=settings.port if port is None else port,
                   threads=settings.threads, ident="p2pdash", channel_timeout=IDLE_SECONDS,
-                  cleanup_interval=CHECK_SECONDS, connection_limit=CONNECTIONS,
+                  cleanup_interval=CHECK_SECONDS, connection_limit=connection_limit(),
                   max_request_header_size=MAX_HEADER_BYTES,
                   max_request_body_size=MAX_BODY_BYTES, outbuf_overflow=OUTBUF_MEMORY,
                   outbuf_high_watermark=OUTBUF_HIGH, send_bytes=SEND_BYTES,

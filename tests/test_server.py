@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import resource
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import requests
 from app import server as served
 
 SLOW_CLIENTS = 16  # twice the threads: gunicorn's gthread worker stopped answering at 8
+MANY_SLOW_CLIENTS = 1100
 
 
 @pytest.fixture
@@ -46,6 +48,34 @@ def test_slow_clients_leave_the_threads_to_everyone_else(base):
     finally:
         for client in slow:
             client.close()
+
+
+def test_a_thousand_slow_clients_leave_room_for_new_visitors(base):
+    """Waitress stops accepting at its connection limit: at 1,000 (less its own two
+    sockets) the next visitor waited in the backlog for a slow client to be cut off."""
+    slow: list[socket.socket] = []
+    try:
+        slow.extend(trickle(base) for _ in range(MANY_SLOW_CLIENTS))
+        for attempt in range(3):  # fresh connections, each past all the slow ones
+            answer = requests.get(f"{base}/healthz", timeout=1.5,
+                                  headers={"Connection": "close"})
+            assert answer.status_code in (200, 503), attempt
+    finally:
+        for client in slow:
+            client.close()
+
+
+def test_the_open_file_limit_is_raised_for_the_connections(monkeypatch):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(1024, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        limit = served.connection_limit()
+        raised, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert raised == min(hard, served.CONNECTIONS + served.FD_RESERVE)
+        assert limit == min(served.CONNECTIONS, raised - served.FD_RESERVE)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_request_that_does_not_arrive_in_time_is_cut_off(base):
