@@ -1,6 +1,6 @@
-"""Every Flask route, every Dash page and every Dash callback, walked as anonymous and as
-each role: each must answer what its access rule says. Routes and callbacks are found by
-walking the app, so one added later without a rule fails here, by name."""
+"""Every Flask route, every Dash page and every Dash callback, walked as anonymous, as each
+role and as a kiosk device: each must answer what its access rule says. Routes and callbacks
+are found by walking the app, so one added later without a rule fails here, by name."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from werkzeug.routing import Rule as UrlRule
 from app import access
 from app.access import ROLES, SCOPES
 from app.auth import commands
+from app.kiosk import devices
 from tests.conftest import AuthActions, ensure_user
 from tests.dash_calls import callback_body, server_callbacks
 
-WHO = ("anonymous", *ROLES)
+# "device": a wall screen signed in by its setup link (role kiosk, a device session).
+WHO = ("anonymous", *ROLES, "device")
 # Real files for the static routes; any other argument gets "x" (the rule is what matters).
 SAMPLE_ARGUMENTS = {
     "vendor.static": {"filename": "css/bootstrap.min.css"},
@@ -36,12 +38,21 @@ class Walker:
         if who == "anonymous":
             return self.app.test_client()
         if fresh or who not in self.clients:
-            client = self.client_as(who)
+            client = self.device() if who == "device" else self.client_as(who)
             client.get("/")  # a page load hands out the CSRF cookie
             if fresh:
                 return client
             self.clients[who] = client
         return self.clients[who]
+
+    def device(self):
+        """A client signed in as a new kiosk device through its one-time setup link."""
+        state = self.app.extensions["p2pdash"]
+        name = f"screen-{len(self.clients)}-{id(object())}"
+        _device, link = devices.create(state.engine, state.settings, "test", name, None)
+        client = self.app.test_client()
+        assert client.get(link[link.index("/kiosk/setup/"):]).status_code == 302
+        return client
 
     def headers(self, who: str) -> dict[str, str]:
         if who == "anonymous":
@@ -67,6 +78,7 @@ def _login_redirect(response) -> bool:
 def _problem(rule: access.Rule, who: str, response, page: bool) -> str | None:
     """What is wrong with the answer `who` got under `rule`, or None."""
     status = response.status_code
+    role = "kiosk" if who == "device" else who
     if rule.kind == "public":
         ok = status not in (401, 403) and not _login_redirect(response)
         return None if ok else "public, yet refused"
@@ -77,7 +89,7 @@ def _problem(rule: access.Rule, who: str, response, page: bool) -> str | None:
         return None if ok else "anonymous must be sent to log in" if page else "expected 401"
     if rule.kind == "callbacks":
         return None if status == 403 else "a callback POST naming no callback must get 403"
-    if rule.admits(who):
+    if rule.admits(role):
         return None if status not in (401, 403) and not _login_redirect(response) else \
             f"{who} is allowed, yet refused"
     return None if status == 403 else f"{who} is not allowed: expected 403"
