@@ -83,3 +83,36 @@ def test_candles_kept_shorter_than_gap_repair_is_refused_naming_both():
                                "SPOT_GAP_HORIZON_MINUTES": "5000"}, env_file=None)
     assert load_settings(environ={**base, "RETENTION_CANDLES_DAYS": "5"},
                          env_file=None).retention.keep_days["candles"] == 5
+
+
+def test_p2p_history_older_than_the_adverts_retention_still_draws(engine):
+    """Snapshots keep each book's aggregates (best price, liquidity, offers) and are not cut
+    with the raw adverts, so unfiltered history outlives the adverts' retention."""
+    from db.p2p_history import history
+    from ingest.runs import start_run
+
+    old = NOW - timedelta(days=200)
+    with start_run(engine, "binance_p2p", "p2p_poll", "USDT/ARS") as run:
+        run_id = run.id
+    with engine.begin() as connection:
+        for hour in range(3):
+            for side, price in (("ask", 1010 + hour), ("bid", 1000 + hour)):
+                at = old + timedelta(hours=hour, minutes=10)
+                connection.execute(text(
+                    "INSERT INTO p2p_snapshots (run_id, exchange, asset, fiat, side, "
+                    "captured_at, offers, complete, best_price, liquidity) VALUES (:run, "
+                    "'binance', 'USDT', 'ARS', :side, :at, 1, true, :price, 50)"),
+                    {"run": run_id, "side": side, "at": at, "price": price})
+                connection.execute(text(
+                    "INSERT INTO p2p_offers (captured_at, run_id, exchange, asset, fiat, side, "
+                    "offer_id, price, available) VALUES (:at, :run, 'binance', 'USDT', 'ARS', "
+                    ":side, :side, :price, 50)"),
+                    {"run": run_id, "side": side, "at": at, "price": price})
+    window = {"start": old, "end": old + timedelta(hours=3), "width": timedelta(hours=1)}
+    before = history(engine, "binance", "USDT", "ARS", **window)
+    retention.apply(engine, {"p2p_offers": 180}, now=NOW)
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM p2p_offers")) == 0
+    after = history(engine, "binance", "USDT", "ARS", **window)
+    assert len(after) == 3 and after == before
+    assert [row["best_ask"] for row in after] == [1010, 1011, 1012]
