@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import click
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from app.cli_ingest import backfill_group, ingest_command
@@ -30,6 +31,22 @@ def database(settings: Settings) -> Iterator[Settings]:
         yield settings.with_database_url(url)
     finally:
         cluster.stop()
+
+
+@contextmanager
+def migrated(ctx: click.Context) -> Iterator[tuple[Settings, Engine]]:
+    """Settings and an engine on the configured database (an embedded cluster started for
+    the command if need be), upgraded when P2PDASH_AUTO_MIGRATE is on; disposed after."""
+    from db.migrate import upgrade
+
+    with database(ctx.obj["settings"]) as settings:
+        engine = make_engine(settings.database_url or "")
+        try:
+            if settings.auto_migrate:
+                upgrade(engine)
+            yield settings, engine
+        finally:
+            engine.dispose()
 
 
 def _settings(ctx: click.Context) -> Settings:

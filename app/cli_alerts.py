@@ -29,22 +29,15 @@ def _actor() -> service.Actor:
 @contextmanager
 def _database(ctx: click.Context) -> Iterator[tuple[Settings, Engine]]:
     """Settings and an engine on the configured database; alerting errors end the command."""
-    from app.cli import database
-    from db.engine import make_engine
-    from db.migrate import upgrade
+    from app.cli import migrated
 
-    with database(ctx.obj["settings"]) as settings:
-        engine = make_engine(settings.database_url or "")
+    with migrated(ctx) as (settings, engine):
         try:
-            if settings.auto_migrate:
-                upgrade(engine)
             yield settings, engine
         except service.AlertError as error:
             fields = "; ".join(f"{e['field']}: {e['message']}" for e in error.errors)
             raise click.ClickException(f"{error.message}" + (f" ({fields})" if fields else "")
                                        ) from None
-        finally:
-            engine.dispose()
 
 
 def _when(moment: datetime | None) -> str:

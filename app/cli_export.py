@@ -34,18 +34,13 @@ from db.export import DATASETS, ExportInvalid
 def export_command(ctx: click.Context, dataset: str, fmt: str, out: Path | None,
                    merchant_only: bool, **filters: str | None) -> None:
     """Write DATASET to a file as it streams from the database."""
-    from app.cli import database
+    from app.cli import migrated
     from app.exports import open_export
-    from db.engine import make_engine
     from db.export_stream import estimate
-    from db.migrate import upgrade
 
     args = {key: value for key, value in filters.items() if value is not None}
     args.update(format=fmt, merchant_only="true" if merchant_only else "false")
-    with database(ctx.obj["settings"]) as settings:
-        engine = make_engine(settings.database_url or "")
-        if settings.auto_migrate:
-            upgrade(engine)
+    with migrated(ctx) as (_settings, engine):
         try:
             opened = open_export(engine, dataset, args, actor=f"cli:{getpass.getuser()}",
                                  role="admin")
@@ -61,5 +56,4 @@ def export_command(ctx: click.Context, dataset: str, fmt: str, out: Path | None,
                 handle.write(block)
                 written += len(block)
                 bar.update(len(block))
-        engine.dispose()
     click.echo(f"{target}: {opened.tally.rows:,} rows, {written:,} bytes")

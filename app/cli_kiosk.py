@@ -27,21 +27,14 @@ def _actor() -> str:
 
 @contextmanager
 def _engine(ctx: click.Context) -> Iterator[tuple[Engine, Settings]]:
-    """An engine on the configured database (migrated when P2PDASH_AUTO_MIGRATE is on)."""
-    from app.cli import database
-    from db.engine import make_engine
-    from db.migrate import upgrade
+    """An engine on the configured database; device and playlist errors end the command."""
+    from app.cli import migrated
 
-    with database(ctx.obj["settings"]) as settings:
-        engine = make_engine(settings.database_url or "")
+    with migrated(ctx) as (settings, engine):
         try:
-            if settings.auto_migrate:
-                upgrade(engine)
             yield engine, settings
         except (devices.DeviceError, playlists.PlaylistError) as error:
             raise click.ClickException(str(error)) from None
-        finally:
-            engine.dispose()
 
 
 def device_state(device: dict[str, Any]) -> str:
