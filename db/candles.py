@@ -109,9 +109,8 @@ def _query(connection: Connection, where: dict[str, object], interval: str,
            rollups: bool) -> list[Candle]:
     flavour = "timescale" if installed_version(connection) else "plain"
     best = _from_rollups(connection, flavour, where, interval) if rollups else {}
-    span = _uncovered(best, interval, where["start"], where["end"])
-    if span is not None:
-        best = _from_raw(connection, flavour, {**where, "start": span[0], "end": span[1]},
+    for first, last in _uncovered(best, interval, where["start"], where["end"]):
+        best = _from_raw(connection, flavour, {**where, "start": first, "end": last},
                          interval, best)
     return [_candle(best[bucket][1], interval, best[bucket][0]) for bucket in sorted(best)]
 
@@ -137,21 +136,31 @@ def _from_rollups(connection: Connection, flavour: str, where: dict[str, object]
     return {}
 
 
+MAX_SPANS = 8  # more holes than this in the rollups: one raw query over all of them
+
+
 def _uncovered(best: dict[datetime, tuple[int, Row]], interval: str, start: datetime,
-               end: datetime) -> tuple[datetime, datetime] | None:
-    """The part of [start, end) whose ends are not whole, closed buckets of `best`."""
+               end: datetime) -> list[tuple[datetime, datetime]]:
+    """The runs of buckets in [start, end) that `best` does not hold whole and closed: as a
+    rule the range's first bucket (data starting inside it) and its last (still open), so
+    the raw candles are read for those two, not for the whole range between them."""
+    if not best:
+        return [(start, end)]
     length = timedelta(milliseconds=INTERVALS[interval])
     full = INTERVALS[interval]
-
-    def whole(bucket: datetime) -> bool:
+    spans: list[tuple[datetime, datetime]] = []
+    bucket = start
+    while bucket < end:
         found = best.get(bucket)
-        return found is not None and found[0] == full and bool(found[1].all_closed)
-
-    while start < end and whole(start):
-        start += length
-    while end > start and whole(end - length):
-        end -= length
-    return (start, end) if start < end else None
+        if found is None or found[0] != full or not found[1].all_closed:
+            if spans and spans[-1][1] == bucket:
+                spans[-1] = (spans[-1][0], bucket + length)
+            else:
+                spans.append((bucket, bucket + length))
+        bucket += length
+    if len(spans) > MAX_SPANS:
+        return [(spans[0][0], spans[-1][1])]
+    return [(first, min(last, end)) for first, last in spans]
 
 
 def _from_raw(connection: Connection, flavour: str, where: dict[str, object], interval: str,
