@@ -9,8 +9,10 @@ its numbers ageing. The spread chart is sent whole once, then as Patches of its 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dash import MATCH, Dash, Input, Output, State, html
 
@@ -45,18 +47,29 @@ def price_text(value: float | None) -> str:
     return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.6f}"
 
 
-def change_text(now: float | None, before: float | None) -> tuple[str, str]:
+def change_text(now: float | None, before: float | None, span: str = "24h") -> tuple[str, str]:
     """A change in % with an arrow, and its class (up, down or flat)."""
     if now is None or not before:
         return "", "flat"
     pct = (now - before) / before * 100
     kind = "up" if pct > 0 else "down" if pct < 0 else "flat"
     arrow = {"up": "\u25b2", "down": "\u25bc", "flat": "\u25c6"}[kind]
-    return f"{arrow} {pct:+.2f}% 24h", kind
+    return f"{arrow} {pct:+.2f}% {span}", kind
 
 
-def _first(values: Sequence[float | None]) -> float | None:
-    return next((value for value in values if value is not None), None)
+def _first(day: Mapping[str, list[Any]], column: str) -> tuple[float | None, int | None]:
+    """The oldest value of `column` in the day's history, and its time (epoch ms)."""
+    pairs = zip(day.get(column, []), day.get("captured_at", []), strict=False)
+    return next(((value, at) for value, at in pairs if value is not None), (None, None))
+
+
+def since_text(at_ms: int | None, now_ms: int) -> str:
+    """What a change is measured over: "24h", or "since 14:05" when the history is younger
+    (a new market, or the database's first day), so a flat +0.00% is not passed off as a day."""
+    if at_ms is None or now_ms - at_ms >= (DAY - 3600) * 1000:
+        return "24h"
+    zone = ZoneInfo(state.current().settings.kiosk.timezone)
+    return "since " + datetime.fromtimestamp(at_ms / 1000, zone).strftime("%H:%M")
 
 
 def panel(title: str, body: list[Any], ts: int | None, stale: int, kind: str = "") -> html.Div:
@@ -66,9 +79,10 @@ def panel(title: str, body: list[Any], ts: int | None, stale: int, kind: str = "
                     **{"data-ts": str(ts or 0), "data-stale": str(stale)})
 
 
-def side(label: str, value: float | None, before: float | None, kind: str) -> html.Div:
+def side(label: str, value: float | None, before: tuple[float | None, int | None],
+         kind: str) -> html.Div:
     """One side of a market: its label, the price in large type and its 24h change."""
-    change, direction = change_text(value, before)
+    change, direction = change_text(value, before[0], since_text(before[1], common.now_ms()))
     return html.Div([html.Span(label, className="kiosk-side-label"),
                      html.Span(price_text(value), className=f"kiosk-price {kind}"),
                      html.Span(change, className=f"kiosk-change {direction}")],
@@ -79,8 +93,8 @@ def market_card(key: str, now: Mapping[str, Any], day: Mapping[str, list[Any]]) 
     """Best ask and bid of a market in large numbers with their change, and the spread."""
     spread = now.get("spread_pct")
     return panel(key, [
-        side("ASK", now.get("best_ask"), _first(day.get("best_ask", [])), "ask"),
-        side("BID", now.get("best_bid"), _first(day.get("best_bid", [])), "bid"),
+        side("ASK", now.get("best_ask"), _first(day, "best_ask"), "ask"),
+        side("BID", now.get("best_bid"), _first(day, "best_bid"), "bid"),
         html.Div(f"spread {spread:.2f}%" if spread is not None else "no complete snapshot",
                  className="kiosk-spread-now"),
     ], now.get("captured_at"), stale_after("p2p"))
@@ -139,12 +153,19 @@ def wall_panels(config: Mapping[str, Any], now_ms: int) -> list[Any]:
                                className="kiosk-health")], className="kiosk-aside")]
 
 
-def spread_figure(markets: Mapping[str, Mapping[str, list[Any]]], tz: str) -> dict[str, Any]:
-    """Spread % over the last hour, one line per market, in the dark theme."""
-    data = [{"type": "scatter", "mode": "lines", "name": key, "connectgaps": False,
+def spread_figure(markets: Mapping[str, Mapping[str, list[Any]]], tz: str,
+                  now_ms: int | None = None) -> dict[str, Any]:
+    """Spread % over the last hour, one line per market, in the dark theme. The time axis
+    always spans the hour (a fresh market's single point does not zoom it to milliseconds);
+    markers show points a line alone would hide."""
+    data = [{"type": "scatter", "mode": "lines+markers", "name": key, "connectgaps": False,
              "x": figures.wall_times(cols["t"], tz), "y": cols["spread_pct"],
-             "line": {"width": 3, "shape": "hv"}} for key, cols in markets.items()]
-    layout = figures.base_layout(True, "kiosk-spread", xaxis={"type": "date"},
+             "line": {"width": 3, "shape": "hv"}, "marker": {"size": 5}}
+            for key, cols in markets.items()]
+    now_ms = common.now_ms() if now_ms is None else now_ms
+    span = figures.wall_times([now_ms - SPREAD_SPAN * 1000, now_ms], tz)
+    layout = figures.base_layout(True, "kiosk-spread", xaxis={
+        "type": "date", "autorangeoptions": {"include": span}},
                                  yaxis={"ticksuffix": "%"}, hovermode=False,
                                  margin={"l": 60, "r": 20, "t": 10, "b": 30},
                                  paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)")

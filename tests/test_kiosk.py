@@ -191,3 +191,15 @@ def test_kio_playlist_text_round_trips():
                      {"view": "/spread?market=binance:USDT/ARS&range=1d", "dwell": 20},
                      {"view": "/candles", "dwell": playlists.DEFAULT_DWELL}]
     assert playlists.parse(playlists.as_text(views)) == views
+
+
+def test_kio_a_change_says_what_it_is_measured_over(app):
+    from callbacks.kiosk import change_text, since_text
+
+    now = int(datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp() * 1000)
+    with app.app_context():
+        assert since_text(None, now) == "24h"
+        assert since_text(now - 23 * 3600 * 1000, now) == "24h"  # the oldest hourly bucket
+        assert since_text(now - 2 * 3600 * 1000 - 5 * 60_000, now) == "since 09:55"
+    assert change_text(101.0, 100.0, "since 09:55") == ("\u25b2 +1.00% since 09:55", "up")
+    assert change_text(None, 100.0) == ("", "flat")
