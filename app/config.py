@@ -19,8 +19,9 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from db.markets import EXCHANGES, P2PMarket  # config parses them; others import them here too
+
 ENVIRONMENTS = ("development", "production", "test")
-EXCHANGES = ("binance", "okx", "bybit")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -40,18 +41,6 @@ DEFAULT_URLS = {
 
 class ConfigError(ValueError):
     """A setting is missing or invalid; the message names the variable."""
-
-
-@dataclass(frozen=True)
-class P2PMarket:
-    """One P2P order book family: an exchange, a crypto asset and a fiat currency."""
-
-    exchange: str
-    asset: str
-    fiat: str
-
-    def __str__(self) -> str:
-        return f"{self.exchange}:{self.asset}/{self.fiat}"
 
 
 @dataclass(frozen=True)

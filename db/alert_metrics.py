@@ -22,7 +22,7 @@ from sqlalchemy import Boolean, Connection, DateTime, Engine, Integer, Numeric, 
 from sqlalchemy import text as sql
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.config import P2PMarket
+from db.markets import P2PMarket
 from db.p2p_query import NO_FILTER, OfferFilter
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select, text
 
-from app.config import P2PMarket
+from db.markets import P2PMarket
 from db.p2p_history import histories, history
 from db.p2p_query import (
     MARKETS_SQL,

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, or_, select, text
 
-from app.config import P2PMarket
+from db.markets import P2PMarket
 from db.p2p_history import PICK_SQL, PLAIN_FIRST, TIMESCALE_FIRST, Window
 from db.p2p_query import (
     NO_FILTER,

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Engine, Text, bindparam, func, select, text, true
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.config import P2PMarket
+from db.markets import P2PMarket
 from db.p2p_query import (
     MARKETS_SQL,
     NO_FILTER,

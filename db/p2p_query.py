@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 
-from app.config import P2PMarket
+from db.markets import P2PMarket
 from db.schema import p2p_offers, payment_methods
 from db.timescale import installed_version
 

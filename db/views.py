@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from app.config import P2PMarket
 from db import p2p, p2p_adverts, spot
 from db.cache import memoized
 from db.candles import get_candles
 from db.intervals import INTERVALS, from_ms, to_ms
+from db.markets import P2PMarket
 from db.p2p_query import NO_FILTER, OfferFilter, latest_snapshots, reading
 
 LIVE_SECONDS = 5
