@@ -14,7 +14,7 @@ from db import ops
 from layouts import ids
 
 STATUS_COLOURS = {"ok": "success", "partial": "warning", "failed": "danger",
-                  "running": "info", "interrupted": "dark"}
+                  "running": "info", "interrupted": "dark", "cancelled": "secondary"}
 
 
 def status_badge(status: str) -> dbc.Badge:

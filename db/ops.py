@@ -11,7 +11,8 @@ from db.schema import ingest_errors, runs
 
 RUNNING, INTERRUPTED = "running", "interrupted"
 # interrupted: its process died, or lost the database, before it could finish the run.
-RUN_STATUSES = (RUNNING, "ok", "partial", "failed", INTERRUPTED)
+CANCELLED = "cancelled"  # a user cancelled its job (db/jobs.py) between two pages
+RUN_STATUSES = (RUNNING, "ok", "partial", "failed", INTERRUPTED, CANCELLED)
 
 # Who holds the ingest leader's advisory lock right now, as PostgreSQL itself sees it.
 # A bigint advisory key shows in pg_locks as classid (high 32 bits) and objid (low 32 bits).

@@ -60,6 +60,25 @@ ingest_errors = Table(
     Column("payload", Text),
 )
 
+# Long jobs (backfills) queued by pages and executed by the ingest leader (db/jobs.py).
+jobs = Table(
+    "jobs", metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("params", JSONB, nullable=False, server_default="{}"),
+    Column("status", Text, nullable=False, server_default="queued"),
+    Column("requested_by", Text),
+    _created(),
+    _ts("started_at"),
+    _ts("finished_at"),
+    _ts("heartbeat_at"),
+    Column("cancel_requested", Boolean, nullable=False, server_default="false"),
+    Column("run_id", BigInteger, ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("checkpoint", JSONB),
+    Column("error", Text),
+)
+
 p2p_snapshots = Table(
     "p2p_snapshots", metadata,
     Column("id", BigInteger, primary_key=True),

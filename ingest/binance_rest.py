@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 
 from app import metrics
 from db.bulk import copy_merge
-from db.intervals import INTERVALS, bucket_start_ms, to_ms
+from db.intervals import INTERVALS, bucket_start_ms, from_ms, to_ms
 from ingest.runs import Run, start_run
 from ingest.spot_records import MalformedFrame, kline_record_from_row
 from ingest.writer import MERGES
@@ -34,6 +34,8 @@ KLINES_WEIGHT = 2
 PAGE = 1000
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,20}$")
 Progress = Callable[[int, int], None]
+# should_stop(run, next_ms): asked before each page with where it starts; True stops there.
+ShouldStop = Callable[[Run, int], bool]
 
 
 class BinanceError(RuntimeError):
@@ -173,6 +175,14 @@ class BackfillError(ValueError):
     """A backfill request that cannot run; the message names the parameter."""
 
 
+class BackfillStopped(RuntimeError):
+    """`should_stop` ended a backfill; every page before `next_ms` is stored."""
+
+    def __init__(self, run_id: int, next_ms: int) -> None:
+        super().__init__(f"stopped before the page starting at {from_ms(next_ms).isoformat()}")
+        self.run_id, self.next_ms = run_id, next_ms
+
+
 @dataclass(frozen=True)
 class KlinesRequest:
     """Which candles to backfill: those of `interval` opening in [start, end)."""
@@ -219,11 +229,14 @@ class BackfillReport:
 
 def backfill_klines(engine: Engine, rest: BinanceRest, request: KlinesRequest, *,
                     progress: Progress | None = None,
-                    kind: str = "klines_backfill") -> dict[str, Any]:
+                    kind: str = "klines_backfill",
+                    should_stop: ShouldStop | None = None) -> dict[str, Any]:
     """Fetch and store the closed candles the request names; return the report.
 
     `progress(done, total)` is called after every page (in candles); a caller such as the
-    CLI's progress bar or an admin page can show it.
+    CLI's progress bar or an admin page can show it. `should_stop(run, next_ms)` is asked
+    before every page; True raises BackfillStopped (the run ends failed; its caller may
+    restate that) with every earlier page stored, so a later backfill from next_ms resumes.
     """
     request.validate()
     report = BackfillReport(request)
@@ -235,6 +248,8 @@ def backfill_klines(engine: Engine, rest: BinanceRest, request: KlinesRequest, *
     with start_run(engine, "binance_rest", kind, request.symbol, params) as run:
         cursor, done = to_ms(request.start), 0
         while cursor < end_ms:
+            if should_stop and should_stop(run, cursor):
+                raise BackfillStopped(run.id, cursor)
             rows = rest.klines(request.symbol, request.interval, cursor, end_ms - 1)
             _store_page(engine, run, report, rows, int(rest.clock() * 1000))
             done = min(total, done + len(rows))

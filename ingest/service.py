@@ -28,6 +28,7 @@ from ingest.alerts import AlertService
 from ingest.binance_rest import BinanceError, BinanceRest
 from ingest.binance_ws import SpotStream, StreamOptions
 from ingest.gaps import GapRepairer, repair_symbol
+from ingest.job_queue import job_queue_jobs
 from ingest.jobs import JobFactory, JobSpec
 from ingest.leader import LeaderElector
 from ingest.p2p_jobs import p2p_jobs
@@ -65,7 +66,7 @@ def repair_spot_gaps(settings: Settings, engine: Engine) -> None:
 
 
 DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs, p2p_jobs, retention_jobs,
-                                                 rollup_jobs)
+                                                 rollup_jobs, job_queue_jobs)
 
 
 def _alerts(settings: Settings, engine: Engine) -> AlertService | None:

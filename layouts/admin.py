@@ -108,7 +108,7 @@ def runs_tab() -> html.Div:
 
 
 def backfill_tab() -> html.Div:
-    """Start a Binance klines backfill and follow the progress of recent ones."""
+    """Queue a Binance klines backfill (the ingest leader runs it); follow or cancel jobs."""
     today = datetime.now(UTC).date()
     form = dbc.Card([dbc.CardHeader("Backfill candles from Binance"), dbc.CardBody([
         dbc.Row([_field("Symbol", dbc.Input(id=ids.ADMIN_BACKFILL_SYMBOL, value="BTCUSDT"), 6),
@@ -117,11 +117,12 @@ def backfill_tab() -> html.Div:
         _field("From - to (UTC days; the end day is included)", dcc.DatePickerRange(
             id=ids.ADMIN_BACKFILL_DATES, start_date=today - timedelta(days=1), end_date=today,
             max_date_allowed=today, display_format="YYYY-MM-DD")),
-        dbc.Button("Start backfill", id=ids.ADMIN_BACKFILL_START, color="primary"),
+        dbc.Button("Queue backfill", id=ids.ADMIN_BACKFILL_START, color="primary"),
         html.Div(id=ids.ADMIN_BACKFILL_FEEDBACK, className="mt-2"),
     ])])
     return dbc.Row([dbc.Col(form, lg=4),
-                    dbc.Col([html.Div(id=ids.ADMIN_BACKFILL_RUNS),
+                    dbc.Col([html.Div(id=ids.ADMIN_BACKFILL_CANCEL_FEEDBACK, className="mb-2"),
+                             html.Div(id=ids.ADMIN_BACKFILL_RUNS),
                              dcc.Interval(id=ids.ADMIN_BACKFILL_REFRESH, interval=2000)], lg=8)],
                    className="mt-3")
 

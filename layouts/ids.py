@@ -300,3 +300,5 @@ ADMIN_KIOSK_REFRESH = "admin-kiosk-refresh"
 ADMIN_KIOSK_MANAGE_PLAYLIST = "admin-kiosk-manage-playlist"
 ADMIN_KIOSK_LINK_TEXT = "admin-kiosk-link-text"
 ADMIN_KIOSK_PLAYLIST_TABLE = "admin-kiosk-playlist-table"
+ADMIN_BACKFILL_CANCEL = "admin-backfill-cancel"  # pattern id {"type": ..., "index": job id}
+ADMIN_BACKFILL_CANCEL_FEEDBACK = "admin-backfill-cancel-feedback"
