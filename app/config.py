@@ -60,7 +60,8 @@ class IngestSettings:
 
 
 # Days of raw rows kept per table (0: kept for ever), and their environment variables.
-RETENTION_DEFAULTS = {"book_tickers": 14, "tickers_24h": 90, "p2p_offers": 180, "candles": 0}
+RETENTION_DEFAULTS = {"book_tickers": 14, "tickers_24h": 90, "p2p_offers": 180, "candles": 0,
+                      "p2p_snapshots": 0}
 RETENTION_VARIABLES = {table: f"RETENTION_{table.upper()}_DAYS" for table in RETENTION_DEFAULTS}
 
 

@@ -6,6 +6,11 @@ bucket, so the cost follows the number of buckets, not the rows stored; unfilter
 come from the snapshot's stored aggregates. Filters need the offers: for narrow buckets
 (about one snapshot each) one range scan is cheapest, for wide ones a probe per chosen
 snapshot (measured in bench/p2p.py).
+
+Where the snapshots have been cut (RETENTION_P2P_SNAPSHOTS_DAYS), unfiltered history of
+whole-hour buckets reads the hourly aggregates instead (db/p2p_rollups.py): each hour's row
+carries its last snapshot, so the last one of a wider bucket is the latest of its hours,
+the same answer the snapshots gave. A bucket both can answer takes the later snapshot.
 """
 
 from __future__ import annotations
@@ -57,6 +62,26 @@ TIMESCALE_FIRST = "time_bucket(CAST(:width AS interval), CAST(:start AS timestam
 PLAIN_FIRST = ("date_bin(CAST(:width AS interval), CAST(:start AS timestamptz), "
                "TIMESTAMPTZ '2000-01-03 00:00:00+00')")
 Picks = dict[tuple[str, datetime], SideStats]
+HOUR = timedelta(hours=1)
+# Whole hours of the range from before each market's oldest complete snapshot (the hour
+# holding it too: retention may have cut part of it).
+ROLLUP_SQL = """
+SELECT m.exchange, m.asset, m.fiat, s.side, {bucket} AS bucket, h.last_at, h.last_price,
+       h.last_liquidity, h.last_offers
+FROM {markets}
+CROSS JOIN (VALUES ('ask'), ('bid')) AS s (side)
+CROSS JOIN LATERAL (
+    SELECT min(captured_at) AS oldest FROM p2p_snapshots
+    WHERE exchange = m.exchange AND asset = m.asset AND fiat = m.fiat AND side = s.side
+      AND complete) AS o
+JOIN p2p_hourly h ON h.exchange = m.exchange AND h.asset = m.asset AND h.fiat = m.fiat
+                 AND h.side = s.side
+WHERE h.bucket >= CAST(:start AS timestamptz)
+  AND h.bucket + interval '1 hour' <= CAST(:end AS timestamptz)
+  AND (o.oldest IS NULL OR h.bucket <= o.oldest)
+""".replace("{markets}", MARKETS_SQL)
+TIMESCALE_BUCKET = "time_bucket(CAST(:width AS interval), h.bucket)"
+PLAIN_BUCKET = "date_bin(CAST(:width AS interval), h.bucket, TIMESTAMPTZ '2000-01-03 00:00:00+00')"
 
 
 @dataclass(frozen=True)
@@ -79,10 +104,28 @@ class Window:
 
 def _picked(connection: Connection, markets: Sequence[P2PMarket], window: Window) -> list[Any]:
     """The last complete snapshot of each market, side and bucket (with its aggregates)."""
-    first = TIMESCALE_FIRST if uses_timescaledb(connection) else PLAIN_FIRST
-    return connection.execute(text(PICK_SQL.format(first=first)), {
-        **markets_params(markets), "start": window.start, "end": window.end,
-        "width": window.width}).all()
+    timescale = uses_timescaledb(connection)
+    params = {**markets_params(markets), "start": window.start, "end": window.end,
+              "width": window.width}
+    picked = connection.execute(text(PICK_SQL.format(
+        first=TIMESCALE_FIRST if timescale else PLAIN_FIRST)), params).all()
+    if window.width % HOUR:
+        return picked
+    rolled = connection.execute(text(ROLLUP_SQL.format(
+        bucket=TIMESCALE_BUCKET if timescale else PLAIN_BUCKET)), params).all()
+    return _latest(picked, rolled) if rolled else picked
+
+
+def _latest(*sources: Sequence[Any]) -> list[Any]:
+    """Per market, side and bucket, the row of the latest snapshot among all sources."""
+    kept: dict[tuple, Any] = {}
+    for rows in sources:
+        for row in rows:
+            key = (row[0], row[1], row[2], row[3], row[4])
+            found = kept.get(key)
+            if found is None or row[5] > found[5]:
+                kept[key] = row
+    return list(kept.values())
 
 
 def _scanned(connection: Connection, market: P2PMarket, window: Window,

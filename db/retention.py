@@ -20,7 +20,12 @@ from db.timescale import installed_version
 
 # The tables retention may cut, and the time column each is cut by.
 TIME_COLUMNS = {"book_tickers": "ts", "tickers_24h": "ts", "p2p_offers": "captured_at",
-                "candles": "open_time"}
+                "candles": "open_time", "p2p_snapshots": "captured_at"}
+# Tables whose rows are cut only once rolled up: the end of what the rollup holds. The
+# hourly job rolls every market's hour up together, so all hours before it are in.
+ROLLED_UP_UNTIL = {
+    "p2p_snapshots": "SELECT max(bucket) + interval '1 hour' FROM p2p_hourly",
+}
 DELETE_BATCH = 10_000
 
 
@@ -94,7 +99,8 @@ def _delete_batches(engine: Engine, table: str, column: str, cutoff: datetime) -
 
 def apply(engine: Engine, keep_days: Mapping[str, int], now: datetime | None = None
           ) -> list[Dropped]:
-    """Cut every table in `keep_days` (days > 0) at now - days; return what each lost."""
+    """Cut every table in `keep_days` (days > 0) at now - days, and a rolled-up table no
+    later than what its rollup holds; return what each lost."""
     now = now or datetime.now(UTC)
     dropped = []
     for table, days in keep_days.items():
@@ -104,6 +110,11 @@ def apply(engine: Engine, keep_days: Mapping[str, int], now: datetime | None = N
         cutoff = now - timedelta(days=days)
         with engine.connect() as connection:
             chunked = is_hypertable(connection, table)
+            rolled = connection.scalar(text(ROLLED_UP_UNTIL[table])) \
+                if table in ROLLED_UP_UNTIL else cutoff
+        if rolled is None:
+            continue  # nothing is rolled up yet: nothing may go
+        cutoff = min(cutoff, rolled)
         dropped.append(_drop_chunks(engine, table, cutoff) if chunked
                        else _delete_batches(engine, table, column, cutoff))
     return dropped

@@ -168,6 +168,27 @@ candle_rollups = Table(
     _ts("computed_at", nullable=False, server_default=func.now()),
 )
 
+# Per market, side and closed hour: what its complete snapshots said (0009_p2p_hourly), kept
+# by the leader from p2p_snapshots and never cut by retention (db/p2p_rollups.py).
+p2p_hourly = Table(
+    "p2p_hourly", metadata,
+    Column("exchange", Text, primary_key=True),
+    Column("asset", Text, primary_key=True),
+    Column("fiat", Text, primary_key=True),
+    Column("side", Text, primary_key=True),
+    _ts("bucket", primary_key=True),
+    Column("snapshots", Integer, nullable=False),
+    _ts("first_at", nullable=False),
+    _ts("last_at", nullable=False),
+    Column("last_price", Numeric),
+    Column("last_liquidity", Numeric),
+    Column("last_offers", Integer, nullable=False),
+    Column("min_price", Numeric),
+    Column("max_price", Numeric),
+    Column("avg_liquidity", Numeric),
+    _ts("computed_at", nullable=False, server_default=func.now()),
+)
+
 book_tickers = Table(
     "book_tickers", metadata,
     Column("exchange", Text, nullable=False),

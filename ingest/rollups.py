@@ -1,4 +1,5 @@
-"""The leader's rollup job: keep the 1h and 1d candle rollups of every streamed symbol."""
+"""The leader's rollup jobs: the 1h and 1d candles of every streamed symbol, and the hourly
+aggregates of every P2P market's snapshots (polled or pushed)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,39 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from app.config import Settings
-from db import rollups
+from db import p2p_rollups, rollups
 from ingest.jobs import JobSpec
 from ingest.writer import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 EVERY_SECONDS = 600
+# Pushed snapshots may arrive late (a desk's collector catching up): redo two days of hours.
+P2P_RECENT = timedelta(days=2)
 
 
 def rollup_jobs(settings: Settings, engine: Engine) -> list[JobSpec]:
-    """Roll up every EVERY_SECONDS, redoing what gap repair may still change."""
-    if not settings.spot_symbols:
-        return []
-    # Gap repair refills up to its horizon back; a day's bucket needs its whole day.
-    recent = timedelta(minutes=settings.ingest.gap_horizon_minutes) + timedelta(days=1, hours=1)
-    return [JobSpec("candle_rollups", roll_up, EVERY_SECONDS, jitter=30, kwargs={
-        "engine": engine, "symbols": settings.spot_symbols, "recent": recent})]
+    """Roll up every EVERY_SECONDS, redoing what gap repair or late pushes may still change."""
+    jobs = [JobSpec("p2p_rollups", roll_up_p2p, EVERY_SECONDS, jitter=30,
+                    kwargs={"engine": engine, "recent": P2P_RECENT})]
+    if settings.spot_symbols:
+        # Gap repair refills up to its horizon back; a day's bucket needs its whole day.
+        recent = timedelta(minutes=settings.ingest.gap_horizon_minutes) + timedelta(days=1,
+                                                                                    hours=1)
+        jobs.append(JobSpec("candle_rollups", roll_up, EVERY_SECONDS, jitter=30, kwargs={
+            "engine": engine, "symbols": settings.spot_symbols, "recent": recent}))
+    return jobs
+
+
+def roll_up_p2p(engine: Engine, recent: timedelta) -> int:
+    """Refresh the hourly P2P aggregates; return the rows written."""
+    try:
+        written = p2p_rollups.refresh(engine, recent=recent)
+    except DATABASE_ERRORS as error:
+        log.error("P2P rollups skipped: the database is unreachable (%s)",
+                  str(error).splitlines()[0])
+        return 0
+    log.info("P2P hourly rollups refreshed: %d rows", written)
+    return written
 
 
 def roll_up(engine: Engine, symbols: tuple[str, ...], recent: timedelta) -> int:

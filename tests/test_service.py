@@ -57,7 +57,8 @@ def test_the_leader_streams_repairs_runs_jobs_and_stops_cleanly(settings, fake):
         assert ran.wait(10), "the extra job factory's job never ran"
         status = service.status()
         assert status["leader"] and status["jobs"] == [
-            "candle_rollups", "job_queue", "probe", "retention", "spot_gap_repair"]
+            "candle_rollups", "job_queue", "p2p_rollups", "probe", "retention",
+            "spot_gap_repair"]
         assert status["stream"][0]["symbols"] == 2 and status["stream"][0]["frames"] > 0
     finally:
         service.stop()
