@@ -1,8 +1,14 @@
 """The Binance spot stream: kline_1m, bookTicker and 24h ticker of every configured symbol.
 
 One thread per connection; a connection carries at most 1024 streams, so more symbols mean
-more connections. websocket-client answers the server's pings while reading. Liveness is
-judged by data, not pings: a connection silent for longer than `silence_seconds` is dead.
+more connections. A connection opens the bare combined endpoint (`/stream`: a URL naming
+a thousand streams would pass the exchange's 8 KB request line) and SUBSCRIBEs its streams
+by message, in batches paced under Binance's 5 incoming messages per second, each answered
+by id before the next goes; a refusal or a missing answer is logged with the session's run
+and ends it as a failed attempt (backoff, then a new connection that subscribes again).
+Frames arriving meanwhile are handled as usual. websocket-client answers the server's pings
+while reading; those pongs spend the same message budget. Liveness is judged by data, not
+pings: a connection silent for longer than `silence_seconds` is dead.
 A connection reconnects on its own before Binance's 24 h cut and at once on serverShutdown;
 any other loss reconnects after capped exponential backoff with jitter, for ever. Every
 connection is a `ws_session` run with its counts; a malformed frame is counted, logged on
@@ -10,6 +16,10 @@ that run, and skipped. After each connect the gap repairer is asked to fill what
 The database going away does not end a session: its records wait in the writer, its counts
 are saved once the database is back, and a session that began while it was down gets its
 run then.
+
+Per-symbol streams, not all-market ones: Binance has no all-market kline stream, removed
+`!bookTicker`, and deprecated `!ticker@arr`; `!miniTicker@arr` lacks the price change
+percent (P) and the trade count (n) that tickers_24h stores.
 """
 
 from __future__ import annotations
@@ -19,9 +29,11 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import orjson
 import websocket
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -36,6 +48,13 @@ from ingest.writer import DATABASE_ERRORS, Writer
 log = logging.getLogger(__name__)
 
 MAX_STREAMS = 1024
+# 200 names make a SUBSCRIBE of about 5 KB and a full connection six messages (1.5 s at the
+# pace below). Binance documents no cap per message, but far larger ones have been seen to
+# fail silently (ccxws#161: ~437 streams), so a batch stays well under that.
+SUBSCRIBE_BATCH = 200
+# Binance disconnects past 5 incoming messages per second, pongs included: 4 leaves a slot
+# for the pong websocket-client sends on its own when a ping lands mid-subscription.
+MESSAGES_PER_SECOND = 4
 KINDS = ("kline_1m", "bookTicker", "ticker")
 LOGGED_ERRORS_PER_SESSION = 100
 SOURCE = "binance_spot_ws"
@@ -65,6 +84,7 @@ class StreamOptions:
     reconnect_max_seconds: float = 60.0
     connect_timeout: float = 10.0
     counts_every_seconds: float = 10.0
+    subscribe_timeout: float = 10.0
 
     @classmethod
     def from_settings(cls, tuning: IngestSettings) -> StreamOptions:
@@ -90,14 +110,50 @@ class StreamStats:
     sessions: int = 0
     frames: int = 0
     malformed: int = 0
+    subscribed: int = 0  # streams the exchange acknowledged in the latest session
     last_end: str | None = None
 
 
+class _Pacer:
+    """Messages sent in the last second; how long until one more keeps within the limit."""
+
+    def __init__(self, per_second: int = MESSAGES_PER_SECOND) -> None:
+        self.per_second = per_second
+        self.sent: deque[float] = deque()
+
+    def record(self) -> None:
+        self.sent.append(time.monotonic())
+
+    def wait_seconds(self) -> float:
+        now = time.monotonic()
+        while self.sent and now - self.sent[0] >= 1.0:
+            self.sent.popleft()
+        return 0.0 if len(self.sent) < self.per_second else 1.0 - (now - self.sent[0])
+
+
+def _answer(data: bytes) -> dict | None:
+    """The exchange's answer to a request ({"result": ..., "id": n} or an error), else None."""
+    if data.startswith(b'{"stream"'):
+        return None  # a stream event: the common case, told apart without parsing
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(message, dict) and "id" in message and ("result" in message
+                                                          or "code" in message):
+        return message
+    return None
+
+
 class _SessionCounts:
-    """Frames seen in one session, pushed to its run (None while it has none) now and then."""
+    """One session's frames, pushed to its run (None while it has none) now and then, and its
+    subscription: messages sent, SUBSCRIBE ids acknowledged, the refusal if any."""
 
     def __init__(self, run: Run | None) -> None:
         self.run = run
+        self.pacer = _Pacer()
+        self.acked = 0  # the highest SUBSCRIBE id answered with success
+        self.refused: str | None = None  # the exchange's error answer, if it gave one
         self.received = 0
         self.rejected = 0
         self.pushed = (0, 0)  # (received, rejected) already added to the run
@@ -114,8 +170,9 @@ class StreamConnection(threading.Thread):
                  options: StreamOptions, *, on_connect: Callable[[Sequence[str]], None] | None
                  = None, clock: Callable[[], float] = time.time, number: int = 0) -> None:
         super().__init__(name=f"spot-ws-{number}", daemon=True)
-        self.url = f"{ws_url.rstrip('/')}/stream?streams={'/'.join(stream_names(symbols))}"
+        self.url = f"{ws_url.rstrip('/')}/stream"
         self.symbols = tuple(symbols)
+        self.streams = stream_names(symbols)
         self.writer = writer
         self.engine = engine
         self.options = options
@@ -166,9 +223,11 @@ class StreamConnection(threading.Thread):
         end = SessionEnd("ended")
         try:
             ws.settimeout(min(0.5, self.options.silence_seconds / 4))
-            if self.on_connect is not None:
-                self.on_connect(self.symbols)
-            end = self._read(ws, counts)
+            end = self._subscribe(ws, counts)
+            if end is None:
+                if self.on_connect is not None:
+                    self.on_connect(self.symbols)
+                end = self._read(ws, counts)
             return end
         finally:
             metrics.WS_OPEN.labels(EXCHANGE).dec()
@@ -176,27 +235,72 @@ class StreamConnection(threading.Thread):
                 ws.close(timeout=1)
             self._close_run(counts, end)
 
-    def _read(self, ws: websocket.WebSocket, counts: _SessionCounts) -> SessionEnd:
-        while True:
-            if self._stopping.is_set():
-                return SessionEnd("stopped", immediate=True, clean=True)
-            now = time.monotonic()
-            if now - counts.started >= self.options.session_max_seconds:
-                return SessionEnd("renewing before the 24 h cut", immediate=True, clean=True)
-            if now - counts.last_saved >= self.options.counts_every_seconds:
-                self._save_counts(counts)
+    def _subscribe(self, ws: websocket.WebSocket, counts: _SessionCounts) -> SessionEnd | None:
+        """SUBSCRIBE the streams in paced batches, each acknowledged; a SessionEnd if not."""
+        self.stats.subscribed = 0
+        batches = [self.streams[i:i + SUBSCRIBE_BATCH]
+                   for i in range(0, len(self.streams), SUBSCRIBE_BATCH)]
+        for number, batch in enumerate(batches, start=1):
+            while counts.pacer.wait_seconds() > 0:  # keep reading while the budget refills
+                end = self._step(ws, counts)
+                if end is not None:
+                    return end
             try:
-                # Control frames come back too (pings already answered), so a connection
-                # that only pings still times out here: liveness is judged by data.
-                opcode, data = ws.recv_data(control_frame=True)
-            except WebSocketTimeoutException:
-                opcode, data = None, b""
+                ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": batch, "id": number}))
             except (WebSocketException, OSError) as error:
-                return SessionEnd(f"connection lost: {error.__class__.__name__}: {error}",
-                                  got_data=counts.received > 0)
-            end = self._on_frame(opcode, data, counts)
+                return SessionEnd(f"connection lost: {error.__class__.__name__}: {error}")
+            counts.pacer.record()
+            end = self._await_ack(ws, counts, number)
             if end is not None:
                 return end
+            self.stats.subscribed += len(batch)
+        return None
+
+    def _await_ack(self, ws: websocket.WebSocket, counts: _SessionCounts,
+                   number: int) -> SessionEnd | None:
+        deadline = time.monotonic() + self.options.subscribe_timeout
+        while counts.acked < number:
+            if counts.refused is not None:
+                return self._subscription_failed(counts, counts.refused)
+            if time.monotonic() > deadline:
+                return self._subscription_failed(
+                    counts, f"no answer to SUBSCRIBE {number} within "
+                            f"{self.options.subscribe_timeout:g} s")
+            end = self._step(ws, counts)
+            if end is not None:
+                return end
+        return None
+
+    def _subscription_failed(self, counts: _SessionCounts, reason: str) -> SessionEnd:
+        """Log it with the run; a failed attempt, whatever data came meanwhile."""
+        self._log_error(counts, f"subscription failed: {reason}", None)
+        return SessionEnd(f"subscription failed: {reason}")
+
+    def _read(self, ws: websocket.WebSocket, counts: _SessionCounts) -> SessionEnd:
+        while True:
+            end = self._step(ws, counts)
+            if end is not None:
+                return end
+
+    def _step(self, ws: websocket.WebSocket, counts: _SessionCounts) -> SessionEnd | None:
+        """Read and handle one frame (or a timeout); a SessionEnd when the session is over."""
+        if self._stopping.is_set():
+            return SessionEnd("stopped", immediate=True, clean=True)
+        now = time.monotonic()
+        if now - counts.started >= self.options.session_max_seconds:
+            return SessionEnd("renewing before the 24 h cut", immediate=True, clean=True)
+        if now - counts.last_saved >= self.options.counts_every_seconds:
+            self._save_counts(counts)
+        try:
+            # Control frames come back too (pings already answered), so a connection
+            # that only pings still times out here: liveness is judged by data.
+            opcode, data = ws.recv_data(control_frame=True)
+        except WebSocketTimeoutException:
+            opcode, data = None, b""
+        except (WebSocketException, OSError) as error:
+            return SessionEnd(f"connection lost: {error.__class__.__name__}: {error}",
+                              got_data=counts.received > 0)
+        return self._on_frame(opcode, data, counts)
 
     def _on_frame(self, opcode: int | None, data: bytes,
                   counts: _SessionCounts) -> SessionEnd | None:
@@ -204,12 +308,26 @@ class StreamConnection(threading.Thread):
         if opcode == ABNF.OPCODE_CLOSE:
             return SessionEnd("closed by the server", got_data=counts.received > 0)
         if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
-            if self._handle(data, counts):
+            answer = _answer(data)
+            if answer is not None:
+                self._on_answer(answer, counts)
+            elif self._handle(data, counts):
                 return SessionEnd("serverShutdown", immediate=True, clean=True)
-        elif time.monotonic() - counts.last_data > self.options.silence_seconds:
+            return None
+        if opcode == ABNF.OPCODE_PING:
+            counts.pacer.record()  # websocket-client has sent the pong: one message spent
+        if time.monotonic() - counts.last_data > self.options.silence_seconds:
             return SessionEnd(f"no data for {self.options.silence_seconds:g} s",
                               got_data=counts.received > 0)
         return None
+
+    def _on_answer(self, answer: dict, counts: _SessionCounts) -> None:
+        """Note an acknowledgement, or the error the exchange answered instead."""
+        if "code" in answer:
+            counts.refused = (f"SUBSCRIBE {answer['id']} refused: code {answer['code']}: "
+                              f"{answer.get('msg')}")
+        elif answer["result"] is None and isinstance(answer["id"], int):
+            counts.acked = max(counts.acked, answer["id"])
 
     def _handle(self, data: bytes, counts: _SessionCounts) -> bool:
         """Parse one frame and hand its records to the writer; True on serverShutdown."""
@@ -229,7 +347,8 @@ class StreamConnection(threading.Thread):
             self.writer.submit(parsed.records, counts.run)
         return parsed.server_shutdown
 
-    def _log_error(self, counts: _SessionCounts, message: str, payload: bytes) -> None:
+    def _log_error(self, counts: _SessionCounts, message: str,
+                   payload: bytes | None) -> None:
         run = counts.run
         counts.logged_errors += 1
         if counts.logged_errors > LOGGED_ERRORS_PER_SESSION:

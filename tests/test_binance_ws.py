@@ -151,7 +151,8 @@ def test_the_stream_answers_pings(engine, writer):
     ("send_server_shutdown", "serverShutdown"),
 ])
 def test_every_kind_of_loss_leads_to_a_reconnect(engine, writer, scenario, reason):
-    with FakeExchange("simulate", symbols=["BTCUSDT"], ws_ping_interval=0.2) as fake:
+    # Pings every 0.4 s: their pongs count against the fake's 5 messages a second.
+    with FakeExchange("simulate", symbols=["BTCUSDT"], ws_ping_interval=0.4) as fake:
         stream = SpotStream(fake.ws_url, ["BTCUSDT"], writer, engine, QUICK).start()
         connection = stream.connections[0]
         try:
@@ -222,7 +223,7 @@ def test_losses_and_restarts_leave_a_complete_1m_series_after_gap_repair(engine,
     """One simulated minute per second: every loss spans minutes that only REST can give."""
     clock = SimClock(speed=60.0)
     symbols = ["BTCUSDT", "ETHUSDT"]
-    with FakeExchange("simulate", symbols=symbols, clock=clock, ws_ping_interval=0.2,
+    with FakeExchange("simulate", symbols=symbols, clock=clock, ws_ping_interval=0.4,
                       cadence=Cadence(book_ticker_hz=2, kline_hz=1)) as fake:
         repairer = GapRepairer(engine, lambda: BinanceRest(
             fake.rest_url, RestPolicy(backoff_base=0.05), clock=clock), 15).start()

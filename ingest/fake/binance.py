@@ -3,7 +3,8 @@
 REST: GET /api/v3/klines, /api/v3/exchangeInfo, /api/v3/ping and /api/v3/time, with
 Binance's error bodies, request weights and the X-MBX-USED-WEIGHT-1M header (over the limit
 answers 429 with Retry-After). A test can queue answers for the next requests (429, 418,
-5xx, or a delay long enough to be a timeout). Streams: see ingest/fake/streams.py.
+5xx, or a delay long enough to be a timeout). Streams: see ingest/fake/streams.py, and
+ingest/fake/ws.py for the subscription messages and the limits the stream server enforces.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 from websockets.sync.server import ServerConnection
 
@@ -31,6 +33,7 @@ from ingest.fake.streams import (
     run_simulated,
     serve_session,
 )
+from ingest.fake.ws import LimitedConnection, SlidingWindow, Subscriptions, WsLimits, answer
 
 bp = Blueprint("fake_binance", __name__)
 
@@ -66,7 +69,8 @@ class FakeBinance:
                  klines: Mapping[tuple[str, str], list[list[Any]]] | None = None,
                  info: dict[str, Any] | None = None, symbols: Sequence[str] = (),
                  cadence: Cadence | None = None, weight_limit: int = 6000,
-                 max_streams: int = 1024, pace: float = 0.0, record: bool = False) -> None:
+                 max_streams: int = 1024, pace: float = 0.0, record: bool = False,
+                 ws_limits: WsLimits | None = None) -> None:
         self.clock = clock
         self.market_frames = MarketFrames(market) if market is not None else None
         self.recorded_frames = list(frames)
@@ -75,10 +79,15 @@ class FakeBinance:
         self.symbols = tuple(symbols)
         self.cadence = cadence or Cadence()
         self.weight_limit = weight_limit
-        self.max_streams = max_streams
+        self.ws_limits = ws_limits or WsLimits(max_streams=max_streams)
         self.pace = pace
         self.sessions: set[Session] = set()
         self.connects = 0
+        self.attempts = SlidingWindow(self.ws_limits.connection_attempts,
+                                      self.ws_limits.attempts_window_seconds)
+        self.refused_attempts = 0  # handshakes answered 429 (too many connection attempts)
+        self.too_many_messages = 0  # connections closed for passing the message rate
+        self.requests_answered: list[str] = []  # every answer to a subscription message
         self.requests: list[RequestLog] = []
         # (epoch s, frame) of every stream frame sent, when recording: what a test compares
         # the stored rows with.
@@ -163,32 +172,62 @@ class FakeBinance:
 
     # -- the WebSocket side ------------------------------------------------------------
 
+    def connection_factory(self, *args, **kwargs) -> LimitedConnection:
+        """The server's connections: each counts what it receives against the limit."""
+        return LimitedConnection(*args, limits=self.ws_limits,
+                                 on_too_many=self._note_too_many, **kwargs)
+
+    def _note_too_many(self, connection: LimitedConnection) -> None:
+        with self._lock:
+            self.too_many_messages += 1
+
     def process_request(self, connection: ServerConnection, request: Request):
-        """Refuse paths other than /stream, and more streams than one connection may carry."""
+        """Refuse too many attempts, paths other than /stream, and too many streams."""
+        if not self.attempts.add():
+            with self._lock:
+                self.refused_attempts += 1
+            return connection.respond(429, "Too many connection attempts\n")
         streams = parse_streams(request.path)
         if streams is None:
-            return connection.respond(404, "only combined streams: /stream?streams=a/b\n")
-        if not streams or len(streams) > self.max_streams:
-            return connection.respond(400, f"between 1 and {self.max_streams} streams per "
-                                           f"connection; got {len(streams)}\n")
+            return connection.respond(404, "only combined streams: /stream or "
+                                           "/stream?streams=a/b\n")
+        if len(streams) > self.ws_limits.max_streams:
+            return connection.respond(400, f"at most {self.ws_limits.max_streams} streams "
+                                           f"per connection; got {len(streams)}\n")
         return None
 
     def handle(self, connection: ServerConnection) -> None:
-        """Serve one stream connection until it closes."""
-        session = Session(connection, parse_streams(connection.request.path) or [],
-                          self.sent_frames)
+        """Serve one stream connection until it closes: send on a thread, answer here."""
+        subscriptions = Subscriptions(parse_streams(connection.request.path) or [],
+                                      self.ws_limits.max_streams)
+        session = Session(connection, subscriptions, self.sent_frames)
         with self._lock:
             self.sessions.add(session)
             self.connects += 1
+        if self.market_frames is not None:
+            sender_args = (run_simulated, self.market_frames, self.clock, self.cadence)
+        else:
+            sender_args = (run_replay, self.recorded_frames, self.pace)
+        sender = threading.Thread(target=serve_session, args=(session, *sender_args),
+                                  name="fake-ws-sender", daemon=True)
+        sender.start()
         try:
-            if self.market_frames is not None:
-                serve_session(session, run_simulated, self.market_frames, self.clock,
-                              self.cadence)
-            else:
-                serve_session(session, run_replay, self.recorded_frames, self.pace)
+            self._answer_requests(session)
         finally:
+            session.closed.set()
+            sender.join(5)
             with self._lock:
                 self.sessions.discard(session)
+
+    def _answer_requests(self, session: Session) -> None:
+        try:
+            for message in session.connection:
+                reply = answer(session.subscriptions, message)
+                with self._lock:
+                    self.requests_answered.append(reply)
+                session.send(reply)
+        except (ConnectionClosed, OSError):
+            pass
 
 
 # -- REST ------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ as Flask blueprints (with their state in `extensions`) on the same HTTP server:
 Both servers bind 127.0.0.1 on free ports; `environment()` gives the p2pdash settings that
 point every connector at them. With `record=True` every stream frame sent is kept, with the
 time it was sent, in `binance.sent_frames`, for a test to compare the stored rows with.
+The stream server holds clients to Binance's limits (`ws_limits`, see ingest/fake/ws.py):
+a test that would be refused by the real exchange is refused here too.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ingest.fake.p2p import FakeP2P, make_blueprint
 from ingest.fake.p2p_books import Simulation, spot_usd
 from ingest.fake.replay import load_frames, load_klines
 from ingest.fake.streams import Cadence
+from ingest.fake.ws import WsLimits
 
 LOOPBACK = "127.0.0.1"
 log = logging.getLogger(__name__)
@@ -77,11 +80,16 @@ class HttpServer:
 
 
 class WsServer:
-    """A `websockets` server on a free loopback port, run by a daemon thread."""
+    """A `websockets` server on a free loopback port, run by a daemon thread.
+
+    Its request line limit is the library's default 8 KB (a longer URL is answered 414),
+    as on the real exchange: it is not raised here, nor anywhere for tests.
+    """
 
     def __init__(self, state: binance.FakeBinance, ping_interval: float | None) -> None:
         self._server = serve_websockets(state.handle, LOOPBACK, 0,
                                         process_request=state.process_request,
+                                        create_connection=state.connection_factory,
                                         ping_interval=ping_interval, compression=None,
                                         logger=logging.getLogger("ingest.fake.ws"))
         self._thread = threading.Thread(target=self._server.serve_forever,
@@ -110,7 +118,7 @@ class FakeExchange:
                  extensions: Mapping[str, Any] | None = None,
                  ws_ping_interval: float | None = 20.0, max_streams: int = 1024,
                  weight_limit: int = 6000, pace: float = 0.0, p2p: bool = False,
-                 record: bool = False) -> None:
+                 record: bool = False, ws_limits: WsLimits | None = None) -> None:
         if mode not in ("simulate", "replay"):
             raise ValueError(f"mode must be 'simulate' or 'replay'; got {mode!r}")
         self.clock = clock or SimClock(speed)
@@ -122,7 +130,7 @@ class FakeExchange:
                                      (klines or {}).items()},
             info=orjson.loads(Path(exchange_info).read_bytes()) if exchange_info else None,
             symbols=symbols, cadence=cadence, weight_limit=weight_limit,
-            max_streams=max_streams, pace=pace, record=record)
+            max_streams=max_streams, pace=pace, record=record, ws_limits=ws_limits)
         if p2p:
             blueprints = [*blueprints, self._p2p_blueprint()]
         app = build_http_app([binance.bp, *blueprints],

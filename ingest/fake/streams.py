@@ -1,11 +1,14 @@
 """The fake Binance combined stream: one session per WebSocket connection, and its senders.
 
-A simulated session sends kline_1m, bookTicker and 24h ticker events for its subscribed
-symbols at Binance's cadence (klines every 2 s plus a closing frame at each minute
-boundary, tickers every second, book tickers at a chosen rate) or as fast as it can. A
-replay session sends recorded frames for its subscribed streams and then stays open and
-quiet, as a real stream does when nothing trades. Every session can be told to go silent
-(the server still pings), to take extra frames (malformed ones, serverShutdown), or to drop
+A session listens to the streams of its URL (`/stream?streams=a/b`) and to those it
+subscribes by message (bare `/stream`, then SUBSCRIBE: see ingest/fake/ws.py), which its
+sender picks up as they change. A simulated session sends kline_1m, bookTicker and 24h
+ticker events for its subscribed symbols at Binance's cadence (klines every 2 s plus a
+closing frame at each minute boundary, tickers every second, book tickers at a chosen rate)
+or as fast as it can. A replay session sends recorded frames for its subscribed streams
+(those of a stream subscribed late, when it is subscribed) and then stays open and quiet,
+as a real stream does when nothing trades. Every session can be told to go silent (the
+server still pings), to take extra frames (malformed ones, serverShutdown), or to drop
 without a closing handshake.
 """
 
@@ -30,6 +33,7 @@ from websockets.sync.server import ServerConnection
 from ingest.fake.frames import MarketFrames, combined, kline_event
 from ingest.fake.market import MINUTE_MS, SimClock
 from ingest.fake.replay import ReplayFrame
+from ingest.fake.ws import Subscriptions
 
 KINDS = ("kline_1m", "bookTicker", "ticker")
 
@@ -45,7 +49,8 @@ class Cadence:
 
 
 def parse_streams(path: str) -> list[str] | None:
-    """The stream names of a /stream?streams=a/b/c path, or None for any other path."""
+    """The stream names of a /stream?streams=a/b/c path ([] for a bare /stream), or None for
+    any other path."""
     parts = urlsplit(path)
     if parts.path.rstrip("/") != "/stream":
         return None
@@ -56,10 +61,10 @@ def parse_streams(path: str) -> list[str] | None:
 class Session:
     """One open stream connection and the switches a test can flip."""
 
-    def __init__(self, connection: ServerConnection, streams: Sequence[str],
+    def __init__(self, connection: ServerConnection, subscriptions: Subscriptions,
                  sent_log: list[tuple[float, str]] | None = None) -> None:
         self.connection = connection
-        self.streams = list(streams)
+        self.subscriptions = subscriptions
         self.silent = threading.Event()
         self.outbox: deque[str] = deque()
         self.closed = threading.Event()
@@ -82,6 +87,10 @@ class Session:
         self.closed.set()
         with contextlib.suppress(OSError):
             self.connection.socket.shutdown(socket.SHUT_RDWR)
+
+    @property
+    def streams(self) -> list[str]:
+        return self.subscriptions.names()
 
     @property
     def is_open(self) -> bool:
@@ -128,16 +137,27 @@ def _cycle(subscribed: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     return itertools.cycle([item for item in subscribed for _ in range(weights[item[1]])])
 
 
+class _Plan:
+    """What a simulated session sends for its subscriptions of one version."""
+
+    def __init__(self, session: Session, cadence: Cadence) -> None:
+        self.version = session.subscriptions.version
+        subscribed = subscriptions(session.streams)
+        self.klines = [symbol for symbol, kind in subscribed if kind == "kline_1m"]
+        self.schedule = None if cadence.unthrottled else _Schedule(subscribed, cadence)
+        self.cycle = _cycle(subscribed) if cadence.unthrottled and subscribed else None
+
+
 def run_simulated(session: Session, frames: MarketFrames, clock: SimClock,
                   cadence: Cadence) -> None:
     """Feed a session from the simulated market until it closes."""
-    subscribed = subscriptions(session.streams)
-    klines = [symbol for symbol, kind in subscribed if kind == "kline_1m"]
-    schedule = None if cadence.unthrottled else _Schedule(subscribed, cadence)
-    cycle = _cycle(subscribed) if cadence.unthrottled and subscribed else None
+    plan = _Plan(session, cadence)
     minute = clock.ms() // MINUTE_MS
     while session.is_open:
         session.flush_outbox()
+        if plan.version != session.subscriptions.version:
+            plan = _Plan(session, cadence)
+        klines, schedule, cycle = plan.klines, plan.schedule, plan.cycle
         now_ms = clock.ms()
         minute = _close_minutes(session, frames, klines, minute, now_ms)
         if session.silent.is_set():
@@ -177,10 +197,28 @@ def _event(frames: MarketFrames, symbol: str, kind: str, now_ms: int) -> str:
 
 def run_replay(session: Session, recorded: Sequence[ReplayFrame], pace: float) -> None:
     """Send the recorded frames of the subscribed streams, then stay open and quiet."""
-    wanted = set(session.streams)
+    while not session.streams and session.is_open:
+        session.flush_outbox()
+        time.sleep(0.01)
+    version = session.subscriptions.version
+    sent = _replay_once(session, recorded, pace, set())
+    while session.is_open:
+        session.flush_outbox()
+        if version != session.subscriptions.version:  # late subscriptions get their frames
+            version = session.subscriptions.version
+            sent = _replay_once(session, recorded, 0.0, sent)
+        time.sleep(0.01)
+
+
+def _replay_once(session: Session, recorded: Sequence[ReplayFrame], pace: float,
+                 sent: set[int]) -> set[int]:
+    """Send the frames not sent yet of the streams subscribed now; their indexes sent so far."""
+    wanted, version = set(session.streams), session.subscriptions.version
     previous = None
-    for frame in recorded:
-        if frame.stream not in wanted:
+    for index, frame in enumerate(recorded):
+        if session.subscriptions.version != version:
+            wanted, version = set(session.streams), session.subscriptions.version
+        if index in sent or frame.stream not in wanted:
             continue
         if pace and previous is not None and frame.received_at is not None:
             time.sleep(max(0.0, frame.received_at - previous) * pace)
@@ -189,12 +227,11 @@ def run_replay(session: Session, recorded: Sequence[ReplayFrame], pace: float) -
             session.flush_outbox()
             time.sleep(0.01)
         if not session.is_open:
-            return
+            return sent
         session.flush_outbox()
         session.send(frame.text)
-    while session.is_open:
-        session.flush_outbox()
-        time.sleep(0.01)
+        sent.add(index)
+    return sent
 
 
 def serve_session(session: Session, sender, *args) -> None:
