@@ -9,8 +9,9 @@ from tests.conftest import browser_sign_in, ensure_user, password_for
 
 VIEWS = ["Overview", "Spread", "Depth", "Volume", "Candles", "Alerts", "Status"]
 EXPORTERS = [*VIEWS[:6], "Export", "Status"]
-ROLE_PAGES = {"kiosk": VIEWS, "trader": VIEWS, "analyst": EXPORTERS,
-              "admin": [*EXPORTERS, "Admin"]}
+# "Wall" opens the wall view (/kiosk/wall): a kiosk account's screen, an admin's preview.
+ROLE_PAGES = {"kiosk": [*VIEWS, "Wall"], "trader": VIEWS, "analyst": EXPORTERS,
+              "admin": [*EXPORTERS, "Admin", "Wall"]}
 
 
 def _nav_names(dash_duo) -> list[str]:
