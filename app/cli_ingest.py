@@ -28,9 +28,8 @@ def backfill_group() -> None:
 def backfill_klines_command(ctx: click.Context, symbol: str, interval: str, start: str,
                             end: str | None) -> None:
     """Store Binance's closed candles opening from START up to END (idempotent)."""
-    from app.cli import database
-    from db.engine import make_engine
-    from db.migrate import upgrade
+    from app.cli import migrated
+    from db import rollups
     from ingest.binance_rest import BinanceError, BinanceRest, KlinesRequest, backfill_klines
 
     try:
@@ -39,10 +38,7 @@ def backfill_klines_command(ctx: click.Context, symbol: str, interval: str, star
         request.validate()
     except (CandleParamError, ValueError) as error:
         raise click.BadParameter(str(error)) from None
-    with database(ctx.obj["settings"]) as settings:
-        engine = make_engine(settings.database_url or "")
-        if settings.auto_migrate:
-            upgrade(engine)
+    with migrated(ctx) as (settings, engine):
         rest = BinanceRest(settings.endpoints["BINANCE_REST_URL"])
         label = f"{request.symbol} {interval}"
         with click.progressbar(length=request.expected_candles(), label=label,
@@ -54,6 +50,10 @@ def backfill_klines_command(ctx: click.Context, symbol: str, interval: str, star
                 report = backfill_klines(engine, rest, request, progress=progress)
             except BinanceError as error:
                 raise click.ClickException(str(error)) from None
+        # Late data: the hourly and daily rollups of the range are recomputed, as the
+        # leader's queued backfills do.
+        report["rollups"] = rollups.recompute(engine, request.symbol, request.start,
+                                              request.end)
         click.echo(json.dumps(report))
 
 
@@ -61,15 +61,10 @@ def backfill_klines_command(ctx: click.Context, symbol: str, interval: str, star
 @click.pass_context
 def ingest_command(ctx: click.Context) -> None:
     """Run ingestion only (no web server) until interrupted; one leader per database ingests."""
-    from app.cli import database
-    from db.engine import make_engine
-    from db.migrate import upgrade
+    from app.cli import migrated
     from ingest.service import IngestService
 
-    with database(ctx.obj["settings"]) as settings:
-        engine = make_engine(settings.database_url or "")
-        if settings.auto_migrate:
-            upgrade(engine)
+    with migrated(ctx) as (settings, engine):
         done = threading.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: done.set())

@@ -38,7 +38,8 @@ def test_backfill_prints_a_summary_and_a_second_run_inserts_nothing(run):
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout.splitlines()[-1]) == {
         "symbol": "BTCUSDT", "interval": "1m", "inserted": 60, "duplicates_skipped": 0,
-        "updated": 0, "from": "2020-05-06T04:42:00+00:00", "to": "2020-05-06T05:42:00+00:00"}
+        "updated": 0, "from": "2020-05-06T04:42:00+00:00", "to": "2020-05-06T05:42:00+00:00",
+        "rollups": 3}  # 04:00 and 05:00 (both part-filled) and the day
     assert "BTCUSDT 1m" in first.stderr.splitlines()  # the label (no bar without a tty)
     second = run(ARGS)
     assert json.loads(second.stdout.splitlines()[-1])["duplicates_skipped"] == 60
