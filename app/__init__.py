@@ -72,6 +72,9 @@ def _register_extensions(server: Flask, settings: Settings) -> None:
                                        "CACHE_REDIS_URL": settings.redis_url})
     else:
         cache.init_app(server, config={"CACHE_TYPE": "SimpleCache"})
+    from db import cache as query_cache
+
+    query_cache.bind(cache, lambda: state.current().engine)
 
 
 def _register_auth(server: Flask, settings: Settings) -> None:

@@ -7,6 +7,9 @@ set). The wrapped function gets the engine of the current app first and, if it d
 `now` parameter, the end of the current bucket, so "the last 24 hours" means the same rows
 for every caller within a bucket.
 
+The app factory hands this module its cache and the way to the current app's engine once,
+with `bind(store, engine)`, so db/ imports nothing from app/.
+
 A burst of misses on a fresh bucket runs the query once: the first caller takes a short lock
 in the cache (an atomic add). The others are served the previous bucket's answer while it
 runs (one bucket older, so a live screen never stalls on a slow query); with no previous
@@ -26,9 +29,6 @@ from typing import Any, ParamSpec, TypeVar
 
 from redis.exceptions import RedisError
 
-from app import state
-from app.extensions import cache
-
 log = logging.getLogger(__name__)
 
 PREFIX = "p2pdash:q"
@@ -40,6 +40,28 @@ P = ParamSpec("P")
 R = TypeVar("R")
 # Called with (query name, hit) on every lookup; the app sets it to count them (app/metrics.py).
 on_lookup: Callable[[str, bool], None] | None = None
+
+
+class _Unbound:
+    """What the cache is before the app binds one: every use says so."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("db.cache is not bound: the app factory calls db.cache.bind()")
+
+
+def _no_engine() -> Any:
+    raise RuntimeError("db.cache is not bound: the app factory calls db.cache.bind()")
+
+
+cache: Any = _Unbound()  # the flask-caching Cache (get, set, add, delete)
+current_engine: Callable[[], Any] = _no_engine
+
+
+def bind(store: Any, engine: Callable[[], Any]) -> None:
+    """Use `store` (flask-caching's Cache, Redis or in-process) and `engine()` (the engine
+    of the app handling the call) for every memoized query."""
+    global cache, current_engine
+    cache, current_engine = store, engine
 
 
 def bucket_of(seconds: int, at: float | None = None) -> int:
@@ -54,7 +76,7 @@ def bucket_end(seconds: int, bucket: int) -> datetime:
 
 def database_identity() -> str:
     """Which database the current app reads (without the password), for cache keys."""
-    url = state.current().engine.url
+    url = current_engine().url
     return f"{url.host}:{url.port}/{url.database}"
 
 
@@ -128,7 +150,7 @@ def memoized(seconds: int) -> Callable[[Callable[..., R]], Callable[..., R]]:
             extra = {"now": bucket_end(seconds, bucket)} if wants_now else {}
             previous = cache_key(name, seconds, bucket - 1, args, kwargs)
             return _compute(key, previous, seconds,
-                            lambda: query(state.current().engine, *args, **kwargs, **extra))
+                            lambda: query(current_engine(), *args, **kwargs, **extra))
 
         cached.uncached = query  # type: ignore[attr-defined]
         return cached
