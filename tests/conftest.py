@@ -126,6 +126,17 @@ def plain_database_url(plain_pg_cluster: EmbeddedPostgres) -> Iterator[str]:
     yield from _new_database(plain_pg_cluster, None)
 
 
+@pytest.fixture(params=["timescaledb", "plain"])
+def each_server_engine(request) -> Iterator[Engine]:
+    """A migrated database on TimescaleDB, then one on plain PostgreSQL: a test taking it
+    runs on both."""
+    fixture = "database_url" if request.param == "timescaledb" else "plain_database_url"
+    engine = make_engine(request.getfixturevalue(fixture))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
 def make_settings(tmp_path: Path, **env: str) -> Settings:
     """Settings for a test app: its own data dir, no ingestion, a fixed secret."""
     base = {"P2PDASH_ENV": "test", "P2PDASH_DATA_DIR": str(tmp_path / "var"),

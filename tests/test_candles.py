@@ -14,7 +14,6 @@ from db.candles import get_candles
 from db.candles_api import CandleParamError, candles_csv, candles_response, parse_time
 from db.engine import make_engine
 from db.intervals import EPOCH, to_ms
-from db.migrate import upgrade
 from ingest.spot_records import kline_record_from_row
 from ingest.writer import MERGES
 from tests.spot_support import BINANCE, KLINES
@@ -22,14 +21,10 @@ from tests.spot_support import BINANCE, KLINES
 NOW_MS = 2**62
 
 
-@pytest.fixture(params=["timescaledb", "plain"])
-def engine(request):
-    """A migrated database on TimescaleDB, and one on plain PostgreSQL."""
-    fixture = "database_url" if request.param == "timescaledb" else "plain_database_url"
-    engine = make_engine(request.getfixturevalue(fixture))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(each_server_engine):
+    """TimescaleDB and plain PostgreSQL (tests/conftest.py)."""
+    return each_server_engine
 
 
 def csv_rows(name: str) -> list[list[str]]:

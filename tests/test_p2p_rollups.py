@@ -13,8 +13,6 @@ from sqlalchemy import text
 
 from app.config import P2PMarket
 from db import p2p_rollups, retention
-from db.engine import make_engine
-from db.migrate import upgrade
 from db.p2p_history import histories, history
 from ingest.runs import start_run
 
@@ -24,11 +22,10 @@ MARKET = P2PMarket("binance", "USDT", "ARS")
 OTHER = P2PMarket("okx", "USDT", "NGN")
 
 
-@pytest.fixture(params=["timescaledb", "plain"])
-def engine(request):
-    fixture = "database_url" if request.param == "timescaledb" else "plain_database_url"
-    engine = make_engine(request.getfixturevalue(fixture))
-    upgrade(engine)
+@pytest.fixture
+def engine(each_server_engine):
+    """TimescaleDB and plain PostgreSQL (tests/conftest.py), with rows of this module."""
+    engine = each_server_engine
     with start_run(engine, "binance_p2p", "p2p_poll", "USDT/ARS") as run:
         run_id = run.id
     # A snapshot of each side every 20 minutes; prices move with the minute of the day.
@@ -46,8 +43,7 @@ def engine(request):
                 "CROSS JOIN (VALUES ('ask'), ('bid')) AS s (side)"),
                 {"run": run_id, "exchange": market.exchange, "asset": market.asset,
                  "fiat": market.fiat, "offset": offset, "start": START, "now": NOW})
-    yield engine
-    engine.dispose()
+    return engine
 
 
 def _hourly(engine) -> list:

@@ -10,26 +10,22 @@ from sqlalchemy import text
 
 from app.config import ConfigError, load_settings
 from db import retention
-from db.engine import make_engine
-from db.migrate import upgrade
 from ingest.retention import run_retention
 
 NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 HOURS = 24 * 6  # six days of hourly book tickers, across seven one-day chunks
 
 
-@pytest.fixture(params=["timescaledb", "plain"])
-def engine(request):
-    fixture = "database_url" if request.param == "timescaledb" else "plain_database_url"
-    engine = make_engine(request.getfixturevalue(fixture))
-    upgrade(engine)
+@pytest.fixture
+def engine(each_server_engine):
+    """TimescaleDB and plain PostgreSQL (tests/conftest.py), with rows of this module."""
+    engine = each_server_engine
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO book_tickers (exchange, symbol, ts, bid, bid_qty, ask, ask_qty) "
             "SELECT 'binance', 'BTCUSDT', :now - make_interval(hours => n), 1, 1, 2, 1 "
             "FROM generate_series(0, :hours - 1) AS n"), {"now": NOW, "hours": HOURS})
-    yield engine
-    engine.dispose()
+    return engine
 
 
 def _times(engine) -> list[datetime]:

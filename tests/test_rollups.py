@@ -12,8 +12,6 @@ from sqlalchemy import text
 
 from db import rollups
 from db.candles import get_candles
-from db.engine import make_engine
-from db.migrate import upgrade
 from tests.spot_support import BINANCE
 from tests.test_candles import as_archive_row, csv_rows, store
 
@@ -21,13 +19,10 @@ LATER = datetime(2026, 1, 1, tzinfo=UTC)
 JANUARY = (datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 2, 1, tzinfo=UTC))
 
 
-@pytest.fixture(params=["timescaledb", "plain"])
-def engine(request):
-    fixture = "database_url" if request.param == "timescaledb" else "plain_database_url"
-    engine = make_engine(request.getfixturevalue(fixture))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(each_server_engine):
+    """TimescaleDB and plain PostgreSQL (tests/conftest.py)."""
+    return each_server_engine
 
 
 def _rolled(engine, interval: str) -> int:

@@ -11,22 +11,16 @@ from sqlalchemy import insert
 
 from db import spot, views
 from db.candles import get_candles
-from db.engine import make_engine
 from db.intervals import to_ms
-from db.migrate import upgrade
 from db.schema import book_tickers, candles, tickers_24h
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["timescaledb", "plain"])
-def engine(request):
-    """A migrated database on TimescaleDB, and one on plain PostgreSQL."""
-    fixture = "database_url" if request.param == "timescaledb" else "plain_database_url"
-    engine = make_engine(request.getfixturevalue(fixture))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(each_server_engine):
+    """TimescaleDB and plain PostgreSQL (tests/conftest.py)."""
+    return each_server_engine
 
 
 def book_row(symbol: str, seconds: int, bid: str, ask: str) -> dict:
