@@ -47,8 +47,10 @@ def href_of(dash_duo, component_id: str) -> str:
 def open_menu(dash_duo, menu_id: str, item: str) -> str:
     """Open a Download menu; return the href of one of its items."""
     click(dash_duo, dash_duo.find_element(f"#{menu_id} .dropdown-toggle"))
-    link = dash_duo.wait_for_element(f"#{item}", timeout=20)
-    return link.get_attribute("href")
+    dash_duo.wait_for_element(f"#{item}", timeout=20)
+    # Read by id, not through the element found: the menu may re-render in between
+    # (a StaleElementReferenceException in CI).
+    return href_of(dash_duo, item)
 
 
 def test_expt001_the_spread_download_holds_every_bucket_of_the_range_with_the_filters(
