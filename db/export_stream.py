@@ -328,18 +328,22 @@ def _count(engine: Engine, query: Query) -> tuple[int, bool]:
     """count(*) of the rows, or the planner's estimate when counting takes too long."""
     compiled = text(query.bare_sql()).compile(dialect=engine.dialect)
     sql, params = str(compiled), {key: query.params[key] for key in compiled.params}
-    with engine.connect() as connection:
+    try:
+        # The timeout lives and dies with this transaction; a savepoint would not do, as
+        # its own ROLLBACK TO can be cancelled by the same short timeout.
+        with engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            with raw.transaction(), raw.cursor() as cursor:
+                cursor.execute(f"SET LOCAL statement_timeout = {COUNT_TIMEOUT_MS}")
+                return int(cursor.execute(f"SELECT count(*) FROM ({sql}) AS counted",
+                                          params).fetchone()[0]), True
+    except psycopg.errors.QueryCanceled:
+        pass
+    with engine.connect() as connection:  # planning is quick, and needs no timeout
         raw = connection.connection.driver_connection
         with raw.transaction(), raw.cursor() as cursor:
-            cursor.execute(f"SET LOCAL statement_timeout = {COUNT_TIMEOUT_MS}")
-            try:
-                with raw.transaction():  # a savepoint, so a timeout leaves the rest usable
-                    return int(cursor.execute(f"SELECT count(*) FROM ({sql}) AS counted",
-                                              params).fetchone()[0]), True
-            except psycopg.errors.QueryCanceled:
-                cursor.execute("SET LOCAL statement_timeout = 0")  # planning is quick
-                plan = cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()[0]
-                return int(plan[0]["Plan"]["Plan Rows"]), False
+            plan = cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()[0]
+            return int(plan[0]["Plan"]["Plan Rows"]), False
 
 
 FORMATS = {"csv": csv_stream, "excel": excel_stream, "parquet": parquet_stream,
