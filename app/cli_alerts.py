@@ -14,11 +14,11 @@ import click
 from sqlalchemy import Engine
 
 from app.alerts import service
-from app.alerts.model import STATE_LABELS
 from app.api.alerts import without_urls
 from app.auth import users
 from app.config import Settings
 from db import alerts as store
+from db.alert_model import STATE_LABELS
 
 
 def _actor() -> service.Actor:

@@ -32,11 +32,11 @@ from sqlalchemy import Connection, Engine, exists, insert, select
 
 from app.alerts import service
 from app.alerts.metrics import METRICS
-from app.alerts.model import Rule, Subject
 from app.alerts.preview import preview
 from app.auth import users
 from app.config import P2PMarket, Settings
 from db import alerts as alert_store
+from db.alert_model import Rule, Subject
 from db.bulk import copy_merge
 from db.p2p_query import SideStats, metrics
 from db.schema import p2p_offers, p2p_snapshots, runs

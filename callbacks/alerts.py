@@ -21,11 +21,11 @@ from app import access, state
 from app.alerts import service
 from app.alerts.conditions import CONDITIONS
 from app.alerts.metrics import METRICS, market_of
-from app.alerts.model import ALERTING, STATE_LABELS, Rule, Sample, Subject
 from app.alerts.service import OWNERS, Actor, AlertError
 from callbacks import common
 from callbacks.admin import feedback
 from db import alerts as store
+from db.alert_model import ALERTING, STATE_LABELS, Rule, Sample, Subject
 from db.cache import memoized
 from db.p2p_query import NO_FILTER, OfferFilter
 from layouts import ids

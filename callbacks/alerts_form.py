@@ -18,7 +18,6 @@ from app import access, state
 from app.alerts import service
 from app.alerts.conditions import CONDITIONS
 from app.alerts.metrics import METRICS
-from app.alerts.model import Rule
 from app.alerts.preview import WIDTHS, preview
 from app.alerts.rules import Catalog, RuleInvalid, parse_rule
 from app.alerts.service import OWNERS, Actor, AlertError, NotFound
@@ -26,6 +25,7 @@ from callbacks import common
 from callbacks.admin import feedback
 from callbacks.alerts import actor, engine, threshold_lines
 from db import views
+from db.alert_model import Rule
 from layouts import ids
 from layouts.alerts_form import (
     DEFAULT_CONDITION,

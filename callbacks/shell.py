@@ -8,8 +8,8 @@ from dash import Dash, Input, Output, State, html, no_update
 from flask_login import current_user
 
 from app import access, state
-from app.alerts.model import ALERTING, STATE_LABELS
 from db import alerts as alert_store
+from db.alert_model import ALERTING, STATE_LABELS
 from layouts import ids
 from layouts.shell import DEFAULT_REFRESH_SECONDS
 

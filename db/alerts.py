@@ -36,8 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from app.alerts.machine import RuleState
-from app.alerts.model import Rule, Subject
+from db.alert_model import Rule, RuleState, Subject
 from db.schema import (
     alert_events,
     alert_rule_contacts,
@@ -57,7 +56,7 @@ STATE_COLUMNS = ("state", "since", "active_since", "condition_since", "value", "
 
 def subject_json(subject: Subject) -> tuple[dict[str, Any], dict[str, Any]]:
     """A subject as the subject and filters JSON columns."""
-    from app.alerts.model import jsonable_filters, jsonable_subject
+    from db.alert_model import jsonable_filters, jsonable_subject
 
     return jsonable_subject(subject), jsonable_filters(subject)
 

@@ -30,13 +30,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import metrics
 from app.alerts.channels import Message
 from app.alerts.conditions import Observed, holds
-from app.alerts.machine import Observation, RuleState, plan, step
+from app.alerts.machine import Observation, plan, step
 from app.alerts.metrics import METRICS
-from app.alerts.model import Rule, Sample
 from app.alerts.payload import summary, text_of, webhook_body
 from app.alerts.service import external_url, send_to, silenced
 from app.config import Settings
 from db import alerts as store
+from db.alert_model import Rule, RuleState, Sample
 from ingest.leader import KEEPALIVE, libpq_url
 from ingest.p2p_store import SNAPSHOT_CHANNEL
 

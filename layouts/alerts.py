@@ -11,9 +11,9 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from app import access
-from app.alerts.model import STATE_LABELS
 from app.alerts.service import OWNERS
 from app.auth.users import current_role
+from db.alert_model import STATE_LABELS
 from layouts import ids
 from layouts.alerts_form import editor
 from layouts.controls import field

@@ -10,7 +10,7 @@ from dash import dcc, html
 
 from app.alerts.conditions import CONDITIONS
 from app.alerts.metrics import METRICS
-from app.alerts.model import DIRECTIONS, ERROR_MODES, NODATA_MODES, SEVERITIES
+from db.alert_model import DIRECTIONS, ERROR_MODES, NODATA_MODES, SEVERITIES
 from layouts import ids
 from layouts.controls import buttons, chart, market_keys, spot_symbols
 

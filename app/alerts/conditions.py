@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.alerts.model import Rule
+from db.alert_model import Rule
 
 
 @dataclass(frozen=True)

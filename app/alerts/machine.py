@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
 
-from app.alerts.model import (
+from db.alert_model import (
     ALERTING,
     ERROR,
     FIRING,
@@ -23,31 +22,9 @@ from app.alerts.model import (
     PENDING,
     RECOVERING,
     Rule,
+    RuleState,
     Sample,
 )
-
-
-@dataclass(frozen=True)
-class RuleState:
-    """Where a rule stands: its state and since when, the start of its alerting period
-    (startsAt), the start of a pending or recovering stretch, the last value seen (with
-    its data time and run), whether the condition held, and what was notified."""
-
-    state: str = NORMAL
-    since: datetime | None = None
-    active_since: datetime | None = None
-    condition_since: datetime | None = None
-    value: Decimal | None = None
-    data_at: datetime | None = None
-    run_id: int | None = None
-    last_true: bool = False
-    notified: bool = False
-    last_notified_at: datetime | None = None
-    error: str | None = None
-
-    @property
-    def alerting(self) -> bool:
-        return self.state in ALERTING
 
 
 @dataclass(frozen=True)

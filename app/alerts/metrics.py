@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from app.alerts.model import Sample, Subject
 from app.config import P2PMarket
 from db import alert_metrics as reads
+from db.alert_model import Sample, Subject
 from db.p2p_history import history
 from db.p2p_query import PCT_PLACES, SideStats, metrics
 from db.spot import book_series

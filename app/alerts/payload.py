@@ -16,9 +16,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from app.alerts.conditions import CONDITIONS
-from app.alerts.machine import RuleState
 from app.alerts.metrics import METRICS
-from app.alerts.model import ALERTING, STATE_LABELS, Rule
+from db.alert_model import ALERTING, STATE_LABELS, Rule, RuleState
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

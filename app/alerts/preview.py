@@ -16,9 +16,9 @@ from decimal import Decimal
 from sqlalchemy import Engine
 
 from app.alerts.conditions import Observed, holds
-from app.alerts.machine import Observation, RuleState, step
+from app.alerts.machine import Observation, step
 from app.alerts.metrics import METRICS
-from app.alerts.model import ALERTING, FIRING, Rule, Sample
+from db.alert_model import ALERTING, FIRING, Rule, RuleState, Sample
 
 SPANS = {"1d": timedelta(days=1), "1w": timedelta(days=7)}
 WIDTHS = {"1d": timedelta(minutes=1), "1w": timedelta(minutes=5)}

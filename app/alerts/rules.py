@@ -18,7 +18,7 @@ from typing import Any
 
 from app.alerts.conditions import CONDITIONS
 from app.alerts.metrics import METRICS, btc_market, market_of
-from app.alerts.model import (
+from db.alert_model import (
     DEFAULT_REPEAT_SECONDS,
     DIRECTIONS,
     ERROR_MODES,

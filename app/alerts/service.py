@@ -17,19 +17,19 @@ from sqlalchemy import Engine
 
 from app import audit
 from app.alerts import channels, secrets
-from app.alerts.machine import RuleState
 from app.alerts.metrics import METRICS
-from app.alerts.model import (
-    STATE_LABELS,
-    Rule,
-    Sample,
-    jsonable_filters,
-    jsonable_subject,
-)
 from app.alerts.payload import iso, status_of, text_of, webhook_body
 from app.alerts.rules import CONTROL, Catalog, RuleInvalid, parse_rule
 from app.config import Settings
 from db import alerts as store
+from db.alert_model import (
+    STATE_LABELS,
+    Rule,
+    RuleState,
+    Sample,
+    jsonable_filters,
+    jsonable_subject,
+)
 
 OWNERS = ("trader", "analyst", "admin")
 MAX_RULES_PER_USER = 500
@@ -362,7 +362,7 @@ def test_message(settings: Settings, rule: Rule, state: RuleState, receiver: str
 
 
 def _sample_rule(actor: Actor) -> Rule:
-    from app.alerts.model import Subject
+    from db.alert_model import Subject
 
     return Rule(id=0, user_id=actor.user_id, name="p2pdash test", metric="p2p.spread_pct",
                 subject=Subject(market="binance:USDT/ARS"), condition=">", owner=actor.username,

@@ -25,11 +25,11 @@ from app.alerts import service
 from app.alerts.channels import CHANNELS, Delivery
 from app.alerts.conditions import CONDITIONS
 from app.alerts.metrics import METRICS
-from app.alerts.model import DEFAULT_REPEAT_SECONDS, DIRECTIONS, ERROR_MODES, NODATA_MODES
 from app.alerts.rules import CONTROL
 from app.api import bp, openapi, principal, spec
 from app.api.errors import ApiError, error_response
 from db import alerts as store
+from db.alert_model import DEFAULT_REPEAT_SECONDS, DIRECTIONS, ERROR_MODES, NODATA_MODES
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_ID = 2**31 - 1

@@ -11,9 +11,9 @@ from decimal import Decimal
 import pytest
 
 from app.alerts import service
-from app.alerts.model import Rule, Subject
 from app.alerts.rules import Catalog, parse_rule
 from callbacks import alerts, alerts_form
+from db.alert_model import Rule, Subject
 from layouts import ids
 from layouts.alerts_form import ERROR_SLOTS, FORM_FIELDS
 from layouts.figures import preview_figure, with_alerts, with_price_lines

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from app.alerts.conditions import Observed, holds
-from app.alerts.machine import Observation, RuleState, plan, step
-from app.alerts.model import Rule, Sample, Subject
+from app.alerts.machine import Observation, plan, step
 from app.alerts.preview import replay
+from db.alert_model import Rule, RuleState, Sample, Subject
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

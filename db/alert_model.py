@@ -1,4 +1,8 @@
-"""The alerting vocabulary shared by the API, the pages, the evaluator and the database."""
+"""The alerting vocabulary shared by the API, the pages, the evaluator and the database.
+
+It lives in db/ beside db/markets.py and db/intervals.py, so that db/alerts.py reads and
+writes rules and states without importing app/ (every layer may import db/).
+"""
 
 from __future__ import annotations
 
@@ -144,3 +148,26 @@ def jsonable_filters(subject: Subject) -> dict[str, Any]:
     if subject.min_completion is not None:
         out["min_completion"] = format(subject.min_completion, "f")
     return out
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """Where a rule stands: its state and since when, the start of its alerting period
+    (startsAt), the start of a pending or recovering stretch, the last value seen (with
+    its data time and run), whether the condition held, and what was notified."""
+
+    state: str = NORMAL
+    since: datetime | None = None
+    active_since: datetime | None = None
+    condition_since: datetime | None = None
+    value: Decimal | None = None
+    data_at: datetime | None = None
+    run_id: int | None = None
+    last_true: bool = False
+    notified: bool = False
+    last_notified_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def alerting(self) -> bool:
+        return self.state in ALERTING
