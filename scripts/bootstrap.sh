@@ -94,6 +94,13 @@ main() {
     scripts/build-timescaledb.sh "$pgver"
     if [[ $WITH_TEST -eq 1 ]]; then
         install_packages chromium chromium-driver
+        # nginx only to check deploy/nginx.conf (nginx -t): no server of its own is wanted.
+        if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+            install_packages nginx
+            if [[ -d /run/systemd/system ]]; then
+                "${SUDO[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+            fi
+        fi
     fi
     setup_venv
     say "ready (PostgreSQL $pgver with TimescaleDB $(scripts/build-timescaledb.sh --version "$pgver"))"
