@@ -95,7 +95,8 @@ def prepare_demo(settings: Settings) -> None:
     finally:
         engine.dispose()
     if report.markets:
-        click.echo(f"  Demo: seeded the last 24 h of {len(report.markets)} P2P markets and "
+        click.echo(f"  Demo: seeded the last {settings.demo_history_hours} h of "
+                   f"{len(report.markets)} P2P markets and "
                    f"{len(report.rules)} example alert rules in {report.seconds:.1f} s.\n",
                    err=True)
 

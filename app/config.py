@@ -119,6 +119,8 @@ class Settings:
     log_format: str = "text"
     # Set by `p2pdash demo`: the exchanges are simulated, and every page says so.
     demo: bool = False
+    # Hours of simulated P2P history a fresh demo database is seeded with.
+    demo_history_hours: int = 24
     auto_migrate: bool = True
     ingest_enabled: bool = True
     spot_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT")
@@ -195,6 +197,7 @@ def _build(values: Mapping[str, str]) -> Settings:
                           "INFO", str.upper),
         log_format=_choice(values, "P2PDASH_LOG_FORMAT", ("json", "text"),
                            "json" if env == "production" else "text", str.lower),
+        demo_history_hours=_integer(values, "P2PDASH_DEMO_HISTORY_HOURS", 24, 1, 24 * 7),
         auto_migrate=_boolean(values, "P2PDASH_AUTO_MIGRATE", True),
         ingest_enabled=_boolean(values, "INGEST_ENABLED", True),
         spot_symbols=_spot_symbols(values.get("SPOT_SYMBOLS")),

@@ -83,8 +83,9 @@ def seed_demo(engine: Engine, settings: Settings, *, spot_seed: int = 1,
     empty = [market for market in settings.p2p_markets if not has_snapshots(engine, market)]
     if not empty:
         return SeedReport()
-    log.info("seeding a day of demo P2P history", extra={"markets": [str(m) for m in empty]})
-    moments = seed_moments(now)
+    log.info("seeding %d h of demo P2P history", settings.demo_history_hours,
+             extra={"markets": [str(m) for m in empty]})
+    moments = seed_moments(now, settings.demo_history_hours * 60)
     seed_markets(engine, settings, spot_seed, empty, moments)
     rules: tuple[str, ...] = ()
     if not alert_store.list_rules(engine, None):

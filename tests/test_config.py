@@ -38,6 +38,7 @@ def test_defaults_are_usable(tmp_path):
     ("SPOT_SYMBOLS", "BTC/USDT", "SPOT_SYMBOLS: 'BTC/USDT' is not a symbol"),
     ("BINANCE_WS_URL", "https://x", "BINANCE_WS_URL: must be a ws:// or wss:// URL"),
     ("P2P_POLL_SECONDS", "1", "P2P_POLL_SECONDS: must be from 5 to 86400"),
+    ("P2PDASH_DEMO_HISTORY_HOURS", "0", "P2PDASH_DEMO_HISTORY_HOURS: must be from 1 to 168"),
     ("SECRET_KEY", "short", "SECRET_KEY: must be at least 32 characters"),
 ])
 def test_bad_value_names_the_variable(tmp_path, name, value, expected):

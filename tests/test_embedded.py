@@ -119,8 +119,10 @@ def wait_for_health(url: str, process: subprocess.Popen, seconds: float = 90) ->
 
 def test_run_falls_back_to_the_demo_when_no_exchange_answers(root):
     port = free_port()
+    # An hour of seeded history is enough to see the fallback; test_demo_seed seeds a day.
     env = {**os.environ, "P2PDASH_DATA_DIR": str(root), "P2PDASH_PORT": str(port),
-           "BINANCE_REST_URL": f"http://127.0.0.1:{free_port()}"}
+           "BINANCE_REST_URL": f"http://127.0.0.1:{free_port()}",
+           "P2PDASH_DEMO_HISTORY_HOURS": "1"}
     env.pop("DATABASE_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "app", "run", "--demo-when-offline"],
                                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -141,6 +143,7 @@ def test_run_falls_back_to_the_demo_when_no_exchange_answers(root):
     assert "administrator command" not in output and "rows not written" not in output, (
         "ingestion stopped before its database: " + output[-3000:])
     assert "First run: created the admin 'admin' and password" in output
+    assert "Demo: seeded the last 1 h of" in output
     EmbeddedPostgres(root / "demo" / "pg").stop(force=True)
 
 
