@@ -50,14 +50,17 @@ def test_slow_clients_leave_the_threads_to_everyone_else(base):
             client.close()
 
 
-def test_a_thousand_slow_clients_leave_room_for_new_visitors(base):
+def test_a_thousand_slow_clients_leave_room_for_new_visitors(base, monkeypatch):
     """Waitress stops accepting at its connection limit: at 1,000 (less its own two
     sockets) the next visitor waited in the backlog for a slow client to be cut off."""
+    # No slow client is cut off during the test, so a visitor gets in only if there is
+    # room; the generous timeout is for a loaded machine, far below the cut-off.
+    monkeypatch.setattr(served, "READ_SECONDS", 120)
     slow: list[socket.socket] = []
     try:
         slow.extend(trickle(base) for _ in range(MANY_SLOW_CLIENTS))
         for attempt in range(3):  # fresh connections, each past all the slow ones
-            answer = requests.get(f"{base}/healthz", timeout=1.5,
+            answer = requests.get(f"{base}/healthz", timeout=15,
                                   headers={"Connection": "close"})
             assert answer.status_code in (200, 503), attempt
     finally:
