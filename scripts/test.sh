@@ -4,4 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh --test
 .venv/bin/ruff check .
-exec .venv/bin/pytest "$@"
+# Two workers by default (each starts its own cluster); PYTEST_WORKERS=0 runs in one process.
+exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"
