@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/views.py [--scale 1] [--clients 50] [--seconds 60]
                                     [--data-dir DIR] [--workers 2]
+    .venv/bin/python bench/views.py --long-ranges
 
 1. Dataset (bench/views_data.py): generated with SQL generate_series into a TimescaleDB
    cluster of its own under --data-dir (default: the temp dir), and reused by later runs
@@ -14,6 +15,11 @@
    clients, each a real user who signs in through the login form, then refreshes one page
    every 5 s as the browser does (its callbacks with the live tick, the CSRF header, and the
    charts' marks sent back). Bounded by --clients and --seconds. Prints p50/p95/p99.
+
+--long-ranges runs bench/rollups.py at its defaults instead (a scratch cluster of its own):
+a year of 1d and a month of 1h candles of 10 symbols, and a month of the Spread page's hourly
+history of 20 markets, cold p50/p95 and rows read, from the raw rows before the rollups and
+through them after, then again once retention has cut the snapshots.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from app.auth import commands, users
 from app.config import Settings, load_settings
 from app.extensions import cache
 from app.server import settled
-from bench import views_data, views_load, views_pages
+from bench import rollups, views_data, views_load, views_pages
 from bench.views_pages import PAGES, Call, callback_key
 from db.embedded import EmbeddedPostgres
 from db.engine import make_engine
@@ -176,6 +182,9 @@ def dataset_size(url: str) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark; stop the cluster afterwards if this run started it."""
     args = parse_args(argv)
+    if args.long_ranges:
+        rollups.main([])
+        return
     postgres = cluster(Path(args.data_dir).absolute())
     try:
         measure(args, postgres)
@@ -228,6 +237,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="time spans of the dataset, 1 = the issue's (default)")
     parser.add_argument("--generate-only", action="store_true",
                         help="generate (or check) the dataset, measure nothing")
+    parser.add_argument("--long-ranges", action="store_true",
+                        help="the long ranges before and after the rollups (bench/rollups.py)")
     parser.add_argument("--small", action="store_true",
                         help="a tiny dataset, to check the benchmark itself runs")
     parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir())
