@@ -1,10 +1,11 @@
 """Ingestion benchmark: frame parsing, the writer beside raw COPY, and stream lag end to end.
 
     .venv/bin/python bench/ingest.py [--seconds 10] [--symbols 50] [--rows 100000]
+        [--rate 1000 10000 max] [--sections parse write stream fake]
 
 Starts its own PostgreSQL + TimescaleDB (db.embedded.EmbeddedPostgres in a temporary
-directory, default settings, fsync on) and the fake exchange in a separate process, then
-prints three tables:
+directory, default settings, fsync on) and the fake exchange in a separate process
+(`python -m ingest.fake --rate R`, or flat out), then prints up to four tables:
 
 1. parse: frames/s turned into records by ingest.spot_records (one thread, no I/O);
 2. write: rows/s of the writer path (COPY into a staging table + INSERT ... ON CONFLICT, in
@@ -15,7 +16,15 @@ prints three tables:
    fake's event time (E) to the commit of the row, p50/p99 (klines and 24h tickers carry E;
    book tickers have no event time, so they are not in the lag figures). Rows written are
    fewer than records because the writer keeps only the newest record per key (a candle's
-   last update, the last book ticker of a second) before writing.
+   last update, the last book ticker of a second) before writing. "fake sent" is what the
+   fake counted out (GET /fake/stats) in the same window as "received", what p2pdash's
+   connections counted in; "rows lost" are rows the writer dropped (its buffer full);
+4. fake: the fake alone, flat out, to a minimal client that only reads and counts frames
+   (no parsing): frames/s sent and read, and the fake process's CPU (100 % = one core), so
+   that the stream table is known to measure p2pdash, not the fake.
+
+--symbols goes up to 3,000 (more than one connection: 341 symbols each); --rate takes
+frames/s in all, or "max" for flat out.
 """
 
 from __future__ import annotations
@@ -26,13 +35,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import orjson
+import requests
+import websocket
 from sqlalchemy import Engine, text
 
 from app.config import IngestSettings
@@ -40,13 +54,15 @@ from db.bulk import copy_merge
 from db.embedded import EmbeddedPostgres
 from db.engine import make_engine
 from db.migrate import upgrade
-from ingest.binance_ws import SpotStream, StreamOptions
+from ingest.binance_ws import SpotStream, StreamOptions, connection_groups, stream_names
 from ingest.fake.frames import MarketFrames, combined, kline_event
 from ingest.fake.market import SimulatedMarket
 from ingest.spot_records import Record, parse_frame
 from ingest.writer import MERGES, Writer
 
 BATCH = 5000
+MAX_SYMBOLS = 3000
+KINDS = ("bookTicker", "kline_1m", "ticker")
 
 
 @contextmanager
@@ -70,18 +86,9 @@ def sample_frames(count: int, symbols: Sequence[str]) -> list[str]:
     """Simulated frames in Binance's mix: 18 book tickers to a kline and a 24h ticker."""
     frames = MarketFrames(SimulatedMarket())
     now = int(time.time() * 1000)
-    result = []
-    for n in range(count):
-        symbol, kind, at = symbols[n % len(symbols)], n % 20, now + n
-        if kind == 0:
-            candle = frames.market.live_candle(symbol, at)
-            data = kline_event(symbol, candle, False, at)
-        elif kind == 1:
-            data = frames.ticker(symbol, at)
-        else:
-            data = frames.book_ticker(symbol, at)
-        result.append(combined(f"{symbol.lower()}@x", data))
-    return result
+    kinds = ["kline_1m", "ticker", *["bookTicker"] * 18]
+    return [frames.frame(symbols[n % len(symbols)], kinds[n % 20], now + n)
+            for n in range(count)]
 
 
 def parse_benchmark(symbols: Sequence[str]) -> list[dict]:
@@ -188,18 +195,43 @@ def _merge_now(engine: Engine, spec, batch: list[Record]) -> None:
                    update=spec.update, only_if=spec.only_if, unique_keys=True)
 
 
+@dataclass(frozen=True)
+class FakeProcess:
+    """The fake exchange's settings and a reading of its counters."""
+
+    urls: dict[str, str]
+
+    def stats(self) -> dict:
+        """Frames sent so far by kind, and the process's CPU seconds (GET /fake/stats)."""
+        return requests.get(self.urls["BINANCE_REST_URL"] + "/fake/stats", timeout=10).json()
+
+
+@dataclass(frozen=True)
+class FakeReading:
+    """What the fake sent and the CPU it used between two readings."""
+
+    frames_per_second: float
+    cpu_percent: float
+
+    @classmethod
+    def between(cls, before: dict, after: dict) -> FakeReading:
+        seconds = after["at"] - before["at"]
+        sent = sum(after["frames"].get(k, 0) - before["frames"].get(k, 0) for k in KINDS)
+        return cls(sent / seconds, 100 * (after["cpu_seconds"] - before["cpu_seconds"])
+                   / seconds)
+
+
 @contextmanager
-def fake_exchange(symbols: Sequence[str], rate: int | None) -> Iterator[dict]:
-    """The fake in its own process, sending about `rate` frames/s (None: flat out)."""
-    per_symbol = (rate or 0) / len(symbols)
+def fake_exchange(symbols: Sequence[str], rate: int | None) -> Iterator[FakeProcess]:
+    """The fake in its own process, sending about `rate` frames/s (None: flat out, 18 book
+    tickers to a kline and a 24h ticker)."""
     command = [sys.executable, "-m", "ingest.fake", "--symbols", ",".join(symbols)]
-    command += (["--unthrottled"] if rate is None else
-                ["--book-ticker-hz", f"{per_symbol * 0.9:g}", "--kline-hz",
-                 f"{per_symbol * 0.05:g}", "--ticker-hz", f"{per_symbol * 0.05:g}"])
+    command += (["--unthrottled", "--book-ticker-hz", "18", "--kline-hz", "1",
+                 "--ticker-hz", "1"] if rate is None else ["--rate", str(rate)])
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
                                cwd=Path(__file__).resolve().parent.parent)
     try:
-        yield json.loads(process.stdout.readline())
+        yield FakeProcess(json.loads(process.stdout.readline()))
     finally:
         process.terminate()
         process.wait(10)
@@ -229,26 +261,122 @@ def stream_benchmark(engine: Engine, symbols: Sequence[str], rate: int | None,
     meter = LagMeter()
     writer = Writer(engine, flush_seconds=tuning.flush_seconds, batch_rows=tuning.batch_rows,
                     max_pending_rows=tuning.max_pending_rows, observe=meter.observe).start()
-    with fake_exchange(symbols, rate) as urls:
-        stream = SpotStream(urls["BINANCE_WS_URL"], symbols, writer, engine,
+    with fake_exchange(symbols, rate) as fake:
+        stream = SpotStream(fake.urls["BINANCE_WS_URL"], symbols, writer, engine,
                             StreamOptions(silence_seconds=30)).start()
-        time.sleep(3)  # connect, the fake's first 24h windows, steady state
-        connection = stream.connections[0]
-        before = (connection.stats.frames, writer.stats.submitted, writer.stats.written)
-        meter.recording = True
+        _wait_subscribed(stream, len(symbols) * 3)
+        time.sleep(2)  # steady state after the subscriptions
+        received = lambda: sum(c.stats.frames for c in stream.connections)  # noqa: E731
+        before = (fake.stats(), received(), writer.stats.submitted, writer.stats.written,
+                  writer.stats.dropped)
+        meter.recording, started = True, time.monotonic()
         time.sleep(seconds)
         meter.recording = False
-        after = (connection.stats.frames, writer.stats.submitted, writer.stats.written)
-        frames, records, rows = (b - a for a, b in zip(before, after, strict=True))
+        after = (fake.stats(), received(), writer.stats.submitted, writer.stats.written,
+                 writer.stats.dropped)
+        elapsed = time.monotonic() - started
         stream.stop()
     writer.stop()
+    sent = FakeReading.between(before[0], after[0])
+    frames, records, rows, lost = (b - a for a, b in zip(before[1:], after[1:], strict=True))
     return {"fake sends": f"{rate:,} frames/s" if rate else "flat out",
-            "frames/s parsed": f"{frames / seconds:,.0f}",
-            "records/s to writer": f"{records / seconds:,.0f}",
-            "rows/s written": f"{rows / seconds:,.0f}",
+            "fake sent frames/s": f"{sent.frames_per_second:,.0f}",
+            "p2pdash received frames/s": f"{frames / elapsed:,.0f}",
+            "records/s to writer": f"{records / elapsed:,.0f}",
+            "rows/s written": f"{rows / elapsed:,.0f}", "rows lost": lost,
             "lag p50": f"{meter.percentile(0.5) * 1000:.0f} ms",
             "lag p99": f"{meter.percentile(0.99) * 1000:.0f} ms",
-            "dropped": writer.stats.dropped, "sessions": connection.stats.sessions}
+            "fake CPU": f"{sent.cpu_percent:.0f} %",
+            "connections": len(stream.connections),
+            "sessions": sum(c.stats.sessions for c in stream.connections)}
+
+
+def _wait_subscribed(stream: SpotStream, streams: int, timeout: float = 60.0) -> None:
+    """Wait until the exchange has acknowledged every stream on every connection."""
+    deadline = time.monotonic() + timeout
+    while sum(c.stats.subscribed for c in stream.connections) < streams:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"subscribed to fewer than {streams} streams in {timeout} s")
+        time.sleep(0.1)
+
+
+class FrameCounter(threading.Thread):
+    """A minimal client: one connection that subscribes, then only reads and counts frames
+    (by their headers: nothing is decoded or parsed)."""
+
+    def __init__(self, ws_url: str, streams: Sequence[str]) -> None:
+        super().__init__(name="frame-counter", daemon=True)
+        self.ws_url, self.streams = ws_url, list(streams)
+        self.frames = 0
+        self.subscribed = threading.Event()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        ws = websocket.create_connection(self.ws_url + "/stream", timeout=30)
+        buffer = bytearray()
+        for first in range(0, len(self.streams), 200):  # under 5 messages/s, as p2pdash
+            ws.send(orjson.dumps({"method": "SUBSCRIBE", "id": first,
+                                  "params": self.streams[first:first + 200]}).decode())
+            self._read(ws, buffer, time.monotonic() + 0.25)  # a full socket blocks the fake
+        self.subscribed.set()
+        self._read(ws, buffer, None)
+        ws.sock.close()
+
+    def _read(self, ws: websocket.WebSocket, buffer: bytearray, until: float | None) -> None:
+        """Count the frames that arrive until `until` (until stopped, when None)."""
+        ws.sock.settimeout(0.05 if until is not None else 30)
+        position = 0
+        while not self.stopping.is_set() and (until is None or time.monotonic() < until):
+            try:
+                data = ws.sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            buffer += data
+            count, position = count_frames(buffer, position)
+            self.frames += count
+            del buffer[:position]
+            position = 0
+
+
+def count_frames(buffer: bytearray, position: int) -> tuple[int, int]:
+    """Complete unmasked frames in buffer[position:], and where the next one starts."""
+    count, size = 0, len(buffer)
+    while position + 2 <= size:
+        length, header = buffer[position + 1] & 0x7F, 2
+        if length >= 126:
+            header = 4 if length == 126 else 10
+            if position + header > size:
+                break
+            length = int.from_bytes(buffer[position + 2:position + header], "big")
+        if position + header + length > size:
+            break
+        position += header + length
+        count += 1
+    return count, position
+
+
+def fake_benchmark(symbols: Sequence[str], seconds: float) -> dict:
+    """The fake alone, flat out, to clients that only count frames."""
+    with fake_exchange(symbols, None) as fake:
+        counters = [FrameCounter(fake.urls["BINANCE_WS_URL"], stream_names(group))
+                    for group in connection_groups(list(symbols))]
+        for counter in counters:
+            counter.start()
+        for counter in counters:
+            counter.subscribed.wait(60)
+        time.sleep(2)
+        before, read_before = fake.stats(), sum(c.frames for c in counters)
+        time.sleep(seconds)
+        after, read_after = fake.stats(), sum(c.frames for c in counters)
+        for counter in counters:
+            counter.stopping.set()
+    sent, elapsed = FakeReading.between(before, after), after["at"] - before["at"]
+    return {"symbols": len(symbols), "connections": len(counters), "fake sends": "flat out",
+            "fake sent frames/s": f"{sent.frames_per_second:,.0f}",
+            "client read frames/s": f"{(read_after - read_before) / elapsed:,.0f}",
+            "fake CPU": f"{sent.cpu_percent:.0f} %"}
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -261,22 +389,48 @@ def print_table(title: str, rows: list[dict]) -> None:
         print("  ".join(str(row[c]).rjust(w) for c, w in zip(columns, widths, strict=True)))
 
 
-def main() -> None:
+def _symbol_count(text: str) -> int:
+    count = int(text)
+    if not 1 <= count <= MAX_SYMBOLS:
+        raise argparse.ArgumentTypeError(f"--symbols is 1 to {MAX_SYMBOLS}; got {count}")
+    return count
+
+
+def _rate(text: str) -> int | None:
+    return None if text == "max" else int(text)
+
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--symbols", type=int, default=50)
+    parser.add_argument("--symbols", type=_symbol_count, default=50)
     parser.add_argument("--rows", type=int, default=100_000)
-    args = parser.parse_args()
-    symbols = [f"SYM{n:03d}USDT" for n in range(args.symbols)]
-    print_table("parse", parse_benchmark(symbols))
-    with temporary_database() as url:
-        engine = make_engine(url)
-        print_table("write (rows/s, 5000-row transactions)",
-                    write_benchmark(engine, args.rows, symbols))
-        print_table("stream (one connection, default writer settings)",
-                    [stream_benchmark(engine, symbols, rate, args.seconds)
-                     for rate in (1_000, 10_000, None)])
-        engine.dispose()
+    parser.add_argument("--rate", type=_rate, nargs="+", default=[1_000, 10_000, None],
+                        help='frames/s the fake sends in the stream table, or "max"')
+    parser.add_argument("--sections", nargs="+", default=["parse", "write", "stream", "fake"],
+                        choices=["parse", "write", "stream", "fake"])
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
+    symbols = [f"SYM{n:04d}USDT" for n in range(args.symbols)]
+    if "parse" in args.sections:
+        print_table("parse", parse_benchmark(symbols))
+    if "write" in args.sections or "stream" in args.sections:
+        with temporary_database() as url:
+            engine = make_engine(url)
+            if "write" in args.sections:
+                print_table("write (rows/s, 5000-row transactions)",
+                            write_benchmark(engine, args.rows, symbols))
+            if "stream" in args.sections:
+                print_table(f"stream ({len(symbols)} symbols, default writer settings)",
+                            [stream_benchmark(engine, symbols, rate, args.seconds)
+                             for rate in args.rate])
+            engine.dispose()
+    if "fake" in args.sections:
+        print_table("fake alone (flat out, to clients that only count frames)",
+                    [fake_benchmark(symbols, args.seconds)])
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 REST: GET /api/v3/klines, /api/v3/exchangeInfo, /api/v3/ping and /api/v3/time, with
 Binance's error bodies, request weights and the X-MBX-USED-WEIGHT-1M header (over the limit
 answers 429 with Retry-After). A test can queue answers for the next requests (429, 418,
-5xx, or a delay long enough to be a timeout). Streams: see ingest/fake/streams.py, and
+5xx, or a delay long enough to be a timeout). GET /fake/stats (the fake's own, not
+Binance's) gives the stream frames sent so far by kind and the process's CPU seconds, for
+a benchmark to set beside what its client received. Streams: see ingest/fake/streams.py, and
 ingest/fake/ws.py for the subscription messages and the limits the stream server enforces.
 """
 
@@ -92,6 +94,7 @@ class FakeBinance:
         # (epoch s, frame) of every stream frame sent, when recording: what a test compares
         # the stored rows with.
         self.sent_frames: list[tuple[float, str]] | None = [] if record else None
+        self._closed_counts: dict[str, int] = {}  # frames sent by sessions now closed
         self._faults: deque[HttpFault] = deque()
         self._weight = (0, 0)  # (minute, weight used in it)
         self._lock = threading.Lock()
@@ -170,6 +173,16 @@ class FakeBinance:
     def open_connections(self) -> int:
         return len(self._each_session())
 
+    def frames_sent(self) -> dict[str, int]:
+        """Stream frames sent so far by every session, by kind ("other": answers, extras)."""
+        with self._lock:
+            totals = dict(self._closed_counts)
+            counts = [dict(session.counts) for session in self.sessions]
+        for count in counts:
+            for kind, sent in count.items():
+                totals[kind] = totals.get(kind, 0) + sent
+        return totals
+
     # -- the WebSocket side ------------------------------------------------------------
 
     def connection_factory(self, *args, **kwargs) -> LimitedConnection:
@@ -218,6 +231,8 @@ class FakeBinance:
             sender.join(5)
             with self._lock:
                 self.sessions.discard(session)
+                for kind, sent in session.counts.items():
+                    self._closed_counts[kind] = self._closed_counts.get(kind, 0) + sent
 
     def _answer_requests(self, session: Session) -> None:
         try:
@@ -300,6 +315,14 @@ def ping() -> Response:
 @bp.get("/api/v3/time")
 def server_time() -> Response:
     return jsonify({"serverTime": _state().clock.ms()})
+
+
+@bp.get("/fake/stats")
+def fake_stats() -> Response:
+    state = _state()
+    return jsonify({"frames": state.frames_sent(), "open_connections": state.open_connections,
+                    "connects": state.connects, "cpu_seconds": time.process_time(),
+                    "at": time.time()})
 
 
 @bp.get("/api/v3/exchangeInfo")

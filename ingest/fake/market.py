@@ -5,26 +5,42 @@ history, the live kline stream and its closing frames always agree, for any past
 in any process. Prices follow a day-to-day log random walk joined by a Brownian bridge
 inside each day; a minute is a handful of trade groups revealed as the minute goes on, and
 now and then a minute has no trades (an empty candle, as Binance sends them). All amounts
-are integers in fixed decimals, so they print exactly as Binance's 8-decimal strings.
+are integers in fixed decimals, so they print exactly as Binance's 8-decimal strings. The
+draws are counter-based (ingest/fake/minutes.py): a day of minutes is worked out in one
+go with numpy, and a single minute costs the same wherever it is.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import random
 import threading
 import time
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-MINUTE_MS = 60_000
-DAY_MINUTES = 1440
+import numpy as np
+
+from ingest.fake.minutes import (
+    DAY_MINUTES,
+    EMPTY_SHARE,
+    LOOKBACK,
+    MINUTE_MS,
+    TRADE_ID_STRIDE,
+    MinuteRows,
+    bridge,
+    day_anchors,
+    minute_rows,
+    symbol_key,
+)
+
+__all__ = ["DAY_MINUTES", "EMPTY_SHARE", "MINUTE_MS", "TRADE_ID_STRIDE", "Candle",
+           "Instrument", "SimClock", "SimulatedMarket", "Trade", "instrument"]
+
 BASE_PRICES = {"BTCUSDT": 65000, "ETHUSDT": 3500, "BNBUSDT": 600, "SOLUSDT": 150,
                "XRPUSDT": 0.6, "ADAUSDT": 0.45, "DOGEUSDT": 0.15, "ETHBTC": 0.054}
 ORIGIN_DAY = 20089  # 2025-01-01: the day-level walk starts here, in both directions
-EMPTY_SHARE = 0.04
-TRADE_ID_STRIDE = 100  # trade ids: minute * 100 + n, unique and increasing
 
 
 class SimClock:
@@ -85,6 +101,9 @@ class Candle:
         self.taker_quote += other.taker_quote
         self.last_id = other.last_id if other.trades else self.last_id
 
+    def copy(self) -> Candle:
+        return Candle(**vars(self))
+
 
 @dataclass(frozen=True)
 class Instrument:
@@ -113,6 +132,7 @@ def _fixed(units: int, decimals: int) -> str:
     return f"{sign}{whole}.{fraction.ljust(8, '0')}"
 
 
+@functools.lru_cache(maxsize=65_536)
 def instrument(symbol: str) -> Instrument:
     """The instrument for any symbol: known prices for common ones, a stable guess otherwise."""
     base = BASE_PRICES.get(symbol) or 1 + zlib.crc32(symbol.encode()) % 500
@@ -125,124 +145,114 @@ def instrument(symbol: str) -> Instrument:
 
 @dataclass
 class _Walk:
-    """Cached day anchors (log prices) and intraday bridges of one symbol."""
+    """One symbol's key and small caches: day anchors, days of boundary prices, minutes."""
 
+    key: int
     anchors: dict[int, float] = field(default_factory=dict)
-    bridges: OrderedDict = field(default_factory=OrderedDict)
+    days: OrderedDict = field(default_factory=OrderedDict)
     minutes: OrderedDict = field(default_factory=OrderedDict)
 
 
 class SimulatedMarket:
     """Deterministic candles and live events for any symbol; thread-safe."""
 
-    def __init__(self, seed: int = 1, cache_minutes: int = 50_000) -> None:
+    def __init__(self, seed: int = 1, cache_minutes: int = 8, cache_days: int = 3) -> None:
         self.seed = seed
         self.cache_minutes = cache_minutes
+        self.cache_days = cache_days
         self._walks: dict[str, _Walk] = {}
         self._lock = threading.RLock()
 
-    # -- prices ------------------------------------------------------------------------
+    def _walk(self, symbol: str) -> _Walk:
+        walk = self._walks.get(symbol)
+        if walk is None:
+            with self._lock:
+                walk = self._walks.setdefault(symbol, _Walk(symbol_key(symbol, self.seed)))
+        return walk
 
-    def _rng(self, symbol: str, kind: int, number: int) -> random.Random:
-        return random.Random((zlib.crc32(symbol.encode()) << 40) ^ (kind << 36) ^ number
-                             ^ (self.seed << 48))
+    # -- prices ------------------------------------------------------------------------
 
     def _anchor(self, walk: _Walk, symbol: str, day: int) -> float:
         """Log price at the start of `day`: daily steps walked out from ORIGIN_DAY."""
-        if day in walk.anchors:
-            return walk.anchors[day]
-        toward = -1 if day > ORIGIN_DAY else 1
-        known = day
-        while known not in walk.anchors and known != ORIGIN_DAY:
-            known += toward
-        value = walk.anchors.setdefault(known, math.log(instrument(symbol).base_price))
-        while known != day:
-            if toward == -1:
-                value += self._rng(symbol, 1, known).gauss(0, 0.015)
-                known += 1
-            else:
-                known -= 1
-                value -= self._rng(symbol, 1, known).gauss(0, 0.015)
-            walk.anchors[known] = value
+        value = walk.anchors.get(day)
+        if value is None:
+            base = math.log(instrument(symbol).base_price)
+            days = np.arange(day - 1, day + 2)  # a day's neighbours are wanted next
+            values = day_anchors(walk.key, base, ORIGIN_DAY, days).tolist()
+            with self._lock:
+                if len(walk.anchors) > 64:
+                    walk.anchors.clear()
+                walk.anchors.update(zip(days.tolist(), values, strict=True))
+            value = values[1]
         return value
 
-    def _bridge(self, walk: _Walk, symbol: str, day: int) -> list[float]:
-        if day not in walk.bridges:
-            rng = self._rng(symbol, 2, day)
-            path = [0.0]
-            for _ in range(DAY_MINUTES):
-                path.append(path[-1] + rng.gauss(0, 0.0007))
-            drift = path[-1]
-            walk.bridges[day] = [p - drift * k / DAY_MINUTES for k, p in enumerate(path)]
-            if len(walk.bridges) > 64:
-                walk.bridges.popitem(last=False)
-        return walk.bridges[day]
+    def day_prices(self, symbol: str, day: int) -> np.ndarray:
+        """The boundary prices (units) at the start of each minute of `day`."""
+        walk = self._walk(symbol)
+        with self._lock:
+            cached = walk.days.get(day)
+        if cached is not None:
+            return cached
+        start, end = self._anchor(walk, symbol, day), self._anchor(walk, symbol, day + 1)
+        steps = np.arange(DAY_MINUTES) / DAY_MINUTES
+        log_prices = start + (end - start) * steps + bridge(walk.key, day)[:-1]
+        scale = 10 ** instrument(symbol).price_decimals
+        prices = np.maximum(1, np.rint(np.exp(log_prices) * scale)).astype(np.int64)
+        with self._lock:
+            walk.days[day] = prices
+            while len(walk.days) > self.cache_days:
+                walk.days.popitem(last=False)
+        return prices
+
+    def boundary_prices(self, symbol: str, first: int, last: int) -> np.ndarray:
+        """The prices at the start of minutes first..last (inclusive)."""
+        parts = [self.day_prices(symbol, day)[max(first, day * DAY_MINUTES) - day * DAY_MINUTES:
+                                              min(last, day * DAY_MINUTES + DAY_MINUTES - 1)
+                                              - day * DAY_MINUTES + 1]
+                 for day in range(first // DAY_MINUTES, last // DAY_MINUTES + 1)]
+        return np.concatenate(parts)
 
     def boundary_price(self, symbol: str, minute: int) -> int:
         """The price (in units) at the start of `minute`."""
-        with self._lock:
-            walk = self._walks.setdefault(symbol, _Walk())
-            day, k = divmod(minute, DAY_MINUTES)
-            start, end = self._anchor(walk, symbol, day), self._anchor(walk, symbol, day + 1)
-            log_price = start + (end - start) * k / DAY_MINUTES + self._bridge(walk, symbol,
-                                                                               day)[k]
-        units = math.exp(log_price) * 10 ** instrument(symbol).price_decimals
-        return max(1, round(units))
+        day, k = divmod(minute, DAY_MINUTES)
+        return int(self.day_prices(symbol, day)[k])
 
     # -- minutes -----------------------------------------------------------------------
 
+    def rows(self, symbol: str, first: int, last: int) -> MinuteRows:
+        """The 1m candles of minutes first..last (inclusive) as arrays."""
+        minutes = np.arange(first - LOOKBACK, last + 1, dtype=np.int64)
+        boundary = self.boundary_prices(symbol, first - LOOKBACK, last + 1)
+        qty_scale = 10 ** instrument(symbol).qty_decimals
+        return minute_rows(self._walk(symbol).key, minutes, boundary, qty_scale).part(LOOKBACK)
+
     def trades(self, symbol: str, minute: int) -> list[Trade]:
         """The trade groups of a minute, in time order; empty for an empty minute."""
-        rng = self._rng(symbol, 3, minute)
-        if rng.random() < EMPTY_SHARE:
-            return []
-        start, end = self.boundary_price(symbol, minute), self.boundary_price(symbol,
-                                                                                minute + 1)
-        groups = rng.randint(1, 6)
-        offsets = sorted(rng.randrange(MINUTE_MS) for _ in range(groups))
-        noise = max(1, abs(end - start) // 2)
-        qty_scale = 10 ** instrument(symbol).qty_decimals
-        result = []
-        for i, offset in enumerate(offsets):
-            price = start + (end - start) * (i + 1) // groups
-            if i < groups - 1:
-                price = max(1, price + rng.randint(-noise, noise))
-            result.append(Trade(offset, price, rng.randint(qty_scale // 1000 or 1, qty_scale),
-                                rng.randint(1, 15), rng.random() < 0.5))
-        return result
+        return row_trades(self.rows(symbol, minute, minute), 0)
 
     def candle(self, symbol: str, minute: int, until_offset_ms: int = MINUTE_MS) -> Candle:
         """The 1m candle of `minute` with the trades up to `until_offset_ms` into it."""
-        if until_offset_ms >= MINUTE_MS:
-            with self._lock:
-                cached = self._walks.setdefault(symbol, _Walk()).minutes.get(minute)
-            if cached is not None:
-                return Candle(**vars(cached))
-        trades = [t for t in self.trades(symbol, minute) if t.offset_ms < until_offset_ms]
-        open_ms = minute * MINUTE_MS
-        if not trades:
-            last = self.last_price(symbol, minute)
-            result = Candle(open_ms, open_ms + MINUTE_MS - 1, last, last, last, last)
-        else:
-            result = _from_trades(open_ms, trades, minute * TRADE_ID_STRIDE)
-        if until_offset_ms >= MINUTE_MS:
-            self._remember(symbol, minute, result)
-        return result
-
-    def _remember(self, symbol: str, minute: int, candle: Candle) -> None:
+        if until_offset_ms < MINUTE_MS:
+            trades = [t for t in self.trades(symbol, minute) if t.offset_ms < until_offset_ms]
+            if trades:
+                return from_trades(minute, trades)
+            last = self.candle(symbol, minute - 1).close
+            return Candle(minute * MINUTE_MS, minute * MINUTE_MS + MINUTE_MS - 1, last, last,
+                          last, last)
+        walk = self._walk(symbol)
         with self._lock:
-            cache = self._walks.setdefault(symbol, _Walk()).minutes
-            cache[minute] = Candle(**vars(candle))
-            if len(cache) > self.cache_minutes:
-                cache.popitem(last=False)
+            cached = walk.minutes.get(minute)
+        if cached is None:
+            cached = row_candle(self.rows(symbol, minute, minute), 0)
+            with self._lock:
+                walk.minutes[minute] = cached
+                while len(walk.minutes) > self.cache_minutes:
+                    walk.minutes.popitem(last=False)
+        return cached.copy()
 
     def last_price(self, symbol: str, minute: int) -> int:
         """The last traded price before `minute` (looking back over empty minutes)."""
-        for earlier in range(minute - 1, minute - DAY_MINUTES, -1):
-            trades = self.trades(symbol, earlier)
-            if trades:
-                return trades[-1].price
-        return self.boundary_price(symbol, minute)
+        return self.candle(symbol, minute - 1).close
 
     def live_candle(self, symbol: str, now_ms: int) -> Candle:
         """The candle of the current minute as it stands at `now_ms`."""
@@ -255,13 +265,50 @@ class SimulatedMarket:
 
     def window(self, symbol: str, first_minute: int, last_minute: int) -> Candle:
         """One candle aggregating the 1m candles first_minute..last_minute (inclusive)."""
-        total = self.candle(symbol, first_minute)
-        for minute in range(first_minute + 1, last_minute + 1):
-            total.add(self.candle(symbol, minute))
+        total = None
+        for start in range(first_minute, last_minute + 1, 10 * DAY_MINUTES):
+            rows = self.rows(symbol, start, min(last_minute, start + 10 * DAY_MINUTES - 1))
+            part = rows_candle(rows)
+            total = part if total is None else (total.add(part) or total)
         return total
 
 
-def _from_trades(open_ms: int, trades: list[Trade], first_id: int) -> Candle:
+def row_candle(rows: MinuteRows, i: int) -> Candle:
+    """Row i as a Candle."""
+    minute, trades = int(rows.minutes[i]), int(rows.trades[i])
+    first_id = minute * TRADE_ID_STRIDE if trades else -1
+    return Candle(minute * MINUTE_MS, minute * MINUTE_MS + MINUTE_MS - 1, int(rows.open[i]),
+                  int(rows.high[i]), int(rows.low[i]), int(rows.close[i]),
+                  int(rows.volume[i]), int(rows.quote[i]), trades, int(rows.taker_base[i]),
+                  int(rows.taker_quote[i]), first_id, first_id + trades - 1 if trades else -1)
+
+
+def rows_candle(rows: MinuteRows) -> Candle:
+    """All the rows as one candle."""
+    traded = np.flatnonzero(rows.trades)
+    candle = Candle(int(rows.minutes[0]) * MINUTE_MS, int(rows.minutes[-1]) * MINUTE_MS
+                    + MINUTE_MS - 1, int(rows.open[0]), int(rows.high.max()),
+                    int(rows.low.min()), int(rows.close[-1]), int(rows.volume.sum()),
+                    int(rows.quote.sum()), int(rows.trades.sum()), int(rows.taker_base.sum()),
+                    int(rows.taker_quote.sum()))
+    if len(traded):
+        candle.first_id = int(rows.minutes[traded[0]]) * TRADE_ID_STRIDE
+        last = traded[-1]
+        candle.last_id = (int(rows.minutes[last]) * TRADE_ID_STRIDE + int(rows.trades[last])
+                          - 1)
+    return candle
+
+
+def row_trades(rows: MinuteRows, i: int) -> list[Trade]:
+    """The trade groups of row i, in time order."""
+    return [Trade(int(rows.offsets[i, g]), int(rows.prices[i, g]), int(rows.qty[i, g]),
+                  int(rows.count[i, g]), bool(rows.taker[i, g]))
+            for g in range(int(rows.groups[i]))]
+
+
+def from_trades(minute: int, trades: list[Trade]) -> Candle:
+    """The candle of these trade groups of `minute` (at least one)."""
+    open_ms, first_id = minute * MINUTE_MS, minute * TRADE_ID_STRIDE
     prices = [t.price for t in trades]
     candle = Candle(open_ms, open_ms + MINUTE_MS - 1, prices[0], max(prices), min(prices),
                     prices[-1], first_id=first_id)

@@ -5,24 +5,26 @@ subscribes by message (bare `/stream`, then SUBSCRIBE: see ingest/fake/ws.py), w
 sender picks up as they change. A simulated session sends kline_1m, bookTicker and 24h
 ticker events for its subscribed symbols at Binance's cadence (klines every 2 s plus a
 closing frame at each minute boundary, tickers every second, book tickers at a chosen rate)
-or as fast as it can. A replay session sends recorded frames for its subscribed streams
-(those of a stream subscribed late, when it is subscribed) and then stays open and quiet,
-as a real stream does when nothing trades. Every session can be told to go silent (the
-server still pings), to take extra frames (malformed ones, serverShutdown), or to drop
-without a closing handshake.
+or, for benchmarks, from one interleaved cycle of its streams in those proportions, paced
+at their summed rate or as fast as it can; frames go out in batches, one socket write per
+batch, and every session counts what it sent of each kind. A replay session sends
+recorded frames for its subscribed streams (those of a stream subscribed late, when it is
+subscribed) and then stays open and quiet, as a real stream does when nothing trades.
+Every session can be told to go silent (the server still pings), to take extra frames
+(malformed ones, serverShutdown), or to drop without a closing handshake.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
-import itertools
 import random
 import socket
+import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,12 +32,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.sync.server import ServerConnection
 
-from ingest.fake.frames import MarketFrames, combined, kline_event
+from ingest.fake.frames import MarketFrames
 from ingest.fake.market import MINUTE_MS, SimClock
 from ingest.fake.replay import ReplayFrame
 from ingest.fake.ws import Subscriptions
 
 KINDS = ("kline_1m", "bookTicker", "ticker")
+BATCH = 256  # frames per socket write at most
+# A burst of SUBSCRIBE messages is taken in once, not once per message (a plan of a
+# thousand streams takes a while to build).
+REPLAN_SECONDS = 0.5
 
 
 @dataclass
@@ -45,7 +51,19 @@ class Cadence:
     book_ticker_hz: float = 4.0
     kline_hz: float = 0.5
     ticker_hz: float = 1.0
-    unthrottled: bool = False
+    unthrottled: bool = False  # as fast as possible, in the proportions of the rates above
+    paced: bool = False  # one interleaved cycle at the summed rate, not stream by stream
+
+    def rates(self) -> dict[str, float]:
+        return {"kline_1m": self.kline_hz, "bookTicker": self.book_ticker_hz,
+                "ticker": self.ticker_hz}
+
+    @classmethod
+    def total(cls, rate: float, symbols: int) -> Cadence:
+        """About `rate` frames/s over `symbols` symbols: 90 % book tickers, 5 % klines and
+        5 % 24h tickers, as on a busy day."""
+        per_symbol = rate / max(1, symbols)
+        return cls(per_symbol * 0.9, per_symbol * 0.05, per_symbol * 0.05, paced=True)
 
 
 def parse_streams(path: str) -> list[str] | None:
@@ -69,13 +87,32 @@ class Session:
         self.outbox: deque[str] = deque()
         self.closed = threading.Event()
         self.sent = 0
+        self.counts = dict.fromkeys((*KINDS, "other"), 0)  # frames sent, by stream kind
         self.sent_log = sent_log  # (epoch s, frame) of every frame sent, when recording
 
     def send(self, text: str) -> None:
         self.connection.send(text)
         self.sent += 1
+        self.counts["other"] += 1
         if self.sent_log is not None:
             self.sent_log.append((time.time(), text))
+
+    def send_many(self, texts: Sequence[str], kind: str | None = None,
+                  kinds: Sequence[str] = ()) -> None:
+        """Send these text frames in one socket write, counted as `kind` (or `kinds`, one
+        per frame). The frames are framed here (a server's are unmasked and these are
+        never compressed) and handed to the connection as data ready to go out."""
+        payload = b"".join([_text_frame(text.encode()) for text in texts])
+        with self.connection.send_context():
+            self.connection.protocol.writes.append(payload)
+        self.sent += len(texts)
+        if kind is not None:
+            self.counts[kind] += len(texts)
+        for each in kinds:
+            self.counts[each] += 1
+        if self.sent_log is not None:
+            at = time.time()
+            self.sent_log.extend((at, text) for text in texts)
 
     def flush_outbox(self) -> None:
         """Send frames queued by a scenario (they go out even while the session is silent)."""
@@ -97,6 +134,16 @@ class Session:
         return not self.closed.is_set() and self.connection.protocol.state is State.OPEN
 
 
+def _text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame carrying `payload`."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 65_536:
+        return struct.pack("!BBH", 0x81, 126, size) + payload
+    return struct.pack("!BBQ", 0x81, 127, size) + payload
+
+
 def subscriptions(streams: Sequence[str]) -> list[tuple[str, str]]:
     """(SYMBOL, kind) for every stream a simulated market can feed."""
     result = []
@@ -111,14 +158,13 @@ class _Schedule:
     """The next due time of every (symbol, kind) at its rate, in a heap."""
 
     def __init__(self, subscribed: Sequence[tuple[str, str]], cadence: Cadence) -> None:
-        rates = {"kline_1m": cadence.kline_hz, "bookTicker": cadence.book_ticker_hz,
-                 "ticker": cadence.ticker_hz}
+        rates = cadence.rates()
         now = time.monotonic()
         self.heap = [(now + random.random() / rates[kind], n, symbol, kind, 1 / rates[kind])
                      for n, (symbol, kind) in enumerate(subscribed) if rates[kind] > 0]
         heapq.heapify(self.heap)
 
-    def due(self, now: float, most: int = 512) -> list[tuple[str, str]]:
+    def due(self, now: float, most: int = BATCH) -> list[tuple[str, str]]:
         items = []
         while self.heap and self.heap[0][0] <= now and len(items) < most:
             at, n, symbol, kind, period = self.heap[0]
@@ -131,10 +177,45 @@ class _Schedule:
         return min(0.01, max(0.0, self.heap[0][0] - now)) if self.heap else 0.05
 
 
-def _cycle(subscribed: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str]]:
-    """As fast as possible, in Binance's proportions: mostly book tickers."""
-    weights = {"bookTicker": 18, "kline_1m": 1, "ticker": 1}
-    return itertools.cycle([item for item in subscribed for _ in range(weights[item[1]])])
+class _Cycle:
+    """All the streams in one interleaved cycle, each as often as its rate says, sent at
+    the summed rate (or as fast as possible when `unthrottled`)."""
+
+    def __init__(self, subscribed: Sequence[tuple[str, str]], cadence: Cadence) -> None:
+        rates = cadence.rates()
+        items = [(symbol, kind) for symbol, kind in subscribed if rates[kind] > 0]
+        slowest = min((rates[kind] for _, kind in items), default=1.0)
+        phases = []
+        for n, (symbol, kind) in enumerate(items):
+            times, spread = max(1, round(rates[kind] / slowest)), n * 0.618034 % 1
+            phases += [((turn + spread) / times, n, symbol, kind) for turn in range(times)]
+        phases.sort()
+        self.items = [(symbol, kind) for _, _, symbol, kind in phases]
+        self.rate = None if cadence.unthrottled else sum(rates[kind] for _, kind in items)
+        self.next = 0
+        self.started, self.sent = time.monotonic(), 0
+
+    def due(self, now: float) -> list[tuple[str, str]]:
+        if not self.items:
+            return []
+        count = BATCH
+        if self.rate is not None:
+            behind = (now - self.started) * self.rate - self.sent
+            if behind > self.rate:  # after a pause, carry on at the rate without a burst
+                self.started, behind = now - self.sent / self.rate, 0
+            count = min(BATCH, int(behind))
+        self.sent += max(0, count)
+        return [self._take() for _ in range(count)]
+
+    def _take(self) -> tuple[str, str]:
+        item = self.items[self.next]
+        self.next = (self.next + 1) % len(self.items)
+        return item
+
+    def wait(self, now: float) -> float:
+        if not self.items or not self.rate:
+            return 0.05
+        return min(0.002, max(0.0005, (self.sent + 1) / self.rate - (now - self.started)))
 
 
 class _Plan:
@@ -144,8 +225,12 @@ class _Plan:
         self.version = session.subscriptions.version
         subscribed = subscriptions(session.streams)
         self.klines = [symbol for symbol, kind in subscribed if kind == "kline_1m"]
-        self.schedule = None if cadence.unthrottled else _Schedule(subscribed, cadence)
-        self.cycle = _cycle(subscribed) if cadence.unthrottled and subscribed else None
+        bulk = cadence.unthrottled or cadence.paced
+        self.sender = _Cycle(subscribed, cadence) if bulk else _Schedule(subscribed, cadence)
+        self.built = time.monotonic()
+
+    def age(self) -> float:
+        return time.monotonic() - self.built
 
 
 def run_simulated(session: Session, frames: MarketFrames, clock: SimClock,
@@ -153,22 +238,22 @@ def run_simulated(session: Session, frames: MarketFrames, clock: SimClock,
     """Feed a session from the simulated market until it closes."""
     plan = _Plan(session, cadence)
     minute = clock.ms() // MINUTE_MS
+    render = frames.render
     while session.is_open:
         session.flush_outbox()
-        if plan.version != session.subscriptions.version:
+        if plan.version != session.subscriptions.version and plan.age() > REPLAN_SECONDS:
             plan = _Plan(session, cadence)
-        klines, schedule, cycle = plan.klines, plan.schedule, plan.cycle
         now_ms = clock.ms()
-        minute = _close_minutes(session, frames, klines, minute, now_ms)
+        minute = _close_minutes(session, frames, plan.klines, minute, now_ms)
         if session.silent.is_set():
             time.sleep(0.01)
             continue
-        due = (list(itertools.islice(cycle, 256)) if cycle is not None else
-               schedule.due(time.monotonic()) if schedule is not None else [])
-        for symbol, kind in due:
-            session.send(_event(frames, symbol, kind, clock.ms()))
-        if not due:
-            time.sleep(schedule.wait(time.monotonic()) if schedule else 0.05)
+        due = plan.sender.due(time.monotonic())
+        if due:
+            session.send_many([render[kind](symbol, now_ms) for symbol, kind in due],
+                              kinds=[kind for _, kind in due])
+        else:
+            time.sleep(plan.sender.wait(time.monotonic()))
 
 
 def _close_minutes(session: Session, frames: MarketFrames, symbols: Sequence[str],
@@ -178,21 +263,10 @@ def _close_minutes(session: Session, frames: MarketFrames, symbols: Sequence[str
     if session.silent.is_set():
         return current
     for ended in range(max(minute, current - 10), current):
-        for symbol in symbols:
-            candle = frames.market.candle(symbol, ended)
-            session.send(combined(f"{symbol.lower()}@kline_1m",
-                                  kline_event(symbol, candle, True, now_ms)))
+        for first in range(0, len(symbols), BATCH):
+            session.send_many([frames.closing_kline(symbol, ended, now_ms)
+                               for symbol in symbols[first:first + BATCH]], kind="kline_1m")
     return current
-
-
-def _event(frames: MarketFrames, symbol: str, kind: str, now_ms: int) -> str:
-    stream = f"{symbol.lower()}@{kind}"
-    if kind == "bookTicker":
-        return combined(stream, frames.book_ticker(symbol, now_ms))
-    if kind == "ticker":
-        return combined(stream, frames.ticker(symbol, now_ms))
-    candle = frames.market.live_candle(symbol, now_ms)
-    return combined(stream, kline_event(symbol, candle, False, now_ms))
 
 
 def run_replay(session: Session, recorded: Sequence[ReplayFrame], pace: float) -> None:
