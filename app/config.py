@@ -52,7 +52,7 @@ class IngestSettings:
     reconnect_base_seconds: float = 1.0
     reconnect_max_seconds: float = 60.0
     gap_horizon_minutes: int = 1440
-    flush_seconds: float = 0.5
+    flush_seconds: float = 0.1  # the longest a row waits for its batch to fill
     batch_rows: int = 5000
     max_pending_rows: int = 200_000
     leader_retry_seconds: float = 5.0
@@ -277,7 +277,9 @@ def _ingest_settings(values: Mapping[str, str]) -> IngestSettings:
         reconnect_base_seconds=_number(values, "SPOT_RECONNECT_BASE_SECONDS", 1.0, 0.01, 60),
         reconnect_max_seconds=_number(values, "SPOT_RECONNECT_MAX_SECONDS", 60.0, 0.01, 3600),
         gap_horizon_minutes=_integer(values, "SPOT_GAP_HORIZON_MINUTES", 1440, 1, 525600),
-        flush_seconds=_number(values, "INGEST_FLUSH_SECONDS", 0.5, 0.01, 60),
+        # The writer commits a batch once it has INGEST_BATCH_ROWS rows or once its oldest
+        # row has waited this long, whichever comes first.
+        flush_seconds=_number(values, "INGEST_FLUSH_SECONDS", 0.1, 0.01, 60),
         batch_rows=_integer(values, "INGEST_BATCH_ROWS", 5000, 1, 1_000_000),
         max_pending_rows=_integer(values, "INGEST_MAX_PENDING_ROWS", 200_000, 1, 100_000_000),
         leader_retry_seconds=_number(values, "INGEST_LEADER_RETRY_SECONDS", 5.0, 0.1, 3600),

@@ -2,8 +2,13 @@
 
 Records wait in a bounded buffer keyed by their row key, so a newer record for the same key
 replaces the older one (a live candle's last update, the last book ticker of a second)
-before anything is written. The thread commits the buffer every `flush_seconds`, or
-sooner when `batch_rows` are waiting, with one COPY + INSERT ... ON CONFLICT per table.
+before anything is written. The thread commits a batch as soon as `batch_rows` are waiting,
+or once the oldest waiting row has waited `flush_seconds`; an idle writer sleeps until a
+row comes. Rows whose key is later than the newest the writer has written for their series
+(a symbol's book tickers, its 1m candles) cannot be in the table yet: they are appended
+with a plain COPY. The others are merged (COPY into a staging table + INSERT ... ON
+CONFLICT). Should an appended key be there after all, written by another process, the
+transaction is rolled back and the whole batch merged.
 
 When the database is down the batch goes back to the front of the buffer and the thread
 retries with capped exponential backoff, so the rows held through an outage are written
@@ -26,12 +31,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
-from sqlalchemy import Engine, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from app import metrics
 from app.config import IngestSettings
-from db.bulk import MergeResult, copy_merge
+from db.bulk import MergeResult, copy_merge, copy_rows
 from db.schema import book_tickers, candles, tickers_24h
 from ingest.runs import Run
 from ingest.spot_records import CANDLE_KEY, TICKER_KEY, Record
@@ -89,6 +94,44 @@ class WriterStats:
         return self.inserted + self.updated + self.skipped
 
 
+class _Newest:
+    """The newest time written per series (a record's key without its time, e.g. a symbol's
+    book tickers or its 1m candles), as far as this writer knows: a later key cannot be in
+    the table unless another process wrote it. A series the writer has not written since
+    it started is unknown, so its records are merged until one commits."""
+
+    LIMIT = 100_000  # series remembered at most; beyond that, start again
+
+    def __init__(self) -> None:
+        self._times: dict[tuple, int] = {}
+
+    def split(self, records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
+        """The records whose keys are later than their series' newest, and the others."""
+        new, known = [], []
+        times = self._times
+        for record in records:
+            key = record.key
+            newest = times.get(key[:-1])
+            (new if newest is not None and key[-1] > newest else known).append(record)
+        return new, known
+
+    def note(self, items: Iterable[tuple[Record, Run | None]]) -> None:
+        """Remember the newest key of each series in a committed batch."""
+        times = self._times
+        if len(times) > self.LIMIT:
+            times.clear()
+        for record, _run in items:
+            key = record.key
+            series = key[:-1]
+            if key[-1] > times.get(series, key[-1] - 1):
+                times[series] = key[-1]
+
+    def forget(self, items: Iterable[tuple[Record, Run | None]]) -> None:
+        """Forget the series of a batch: someone else writes them too."""
+        for record, _run in items:
+            self._times.pop(record.key[:-1], None)
+
+
 @dataclass
 class _Outage:
     """Drops while the database is unreachable, reported once it is back."""
@@ -100,7 +143,7 @@ class _Outage:
 class Writer:
     """A daemon thread that batches records into the database; `submit` never blocks long."""
 
-    def __init__(self, engine: Engine, *, flush_seconds: float = 0.5, batch_rows: int = 5000,
+    def __init__(self, engine: Engine, *, flush_seconds: float = 0.1, batch_rows: int = 5000,
                  max_pending_rows: int = 200_000, retry_base: float = 0.5,
                  retry_max: float = 5.0, observe: Observer | None = None) -> None:
         self.engine = engine
@@ -112,6 +155,7 @@ class Writer:
         self.observe = observe
         self.stats = WriterStats()
         self._pending: Batch = OrderedDict()
+        self._oldest_at: float | None = None  # when the oldest held row arrived (monotonic)
         self._in_flight = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -119,6 +163,7 @@ class Writer:
         self._stopping = threading.Event()
         self._failures_in_a_row = 0
         self._outage = _Outage()
+        self._newest = _Newest()
         self._thread = threading.Thread(target=self._loop, name="ingest-writer", daemon=True)
 
     @classmethod
@@ -139,9 +184,13 @@ class Writer:
     def submit(self, records: Iterable[Record], run: Run | None = None) -> None:
         """Queue records for writing; the newest record for a key wins."""
         with self._lock:
+            first = self._oldest_at is None
             for record in records:
                 self._put(record, run)
-            if len(self._pending) >= self.batch_rows:
+            if first and self._pending:
+                self._oldest_at = time.monotonic()
+                self._wake.notify()  # starts the flush deadline
+            elif len(self._pending) >= self.batch_rows:
                 self._wake.notify()
 
     def _put(self, record: Record, run: Run | None) -> None:
@@ -215,10 +264,14 @@ class Writer:
                 self._write(batch)
 
     def _next_batch(self) -> Batch | None:
+        """The next batch: `batch_rows` rows as soon as they wait, or whatever waits once the
+        oldest of it has waited `flush_seconds` (no row waits longer for a fixed tick)."""
         with self._lock:
-            deadline = time.monotonic() + self.flush_seconds
             while not self._stopping.is_set() and len(self._pending) < self.batch_rows:
-                remaining = deadline - time.monotonic()
+                if self._oldest_at is None:
+                    self._wake.wait()  # submit wakes us with the first row
+                    continue
+                remaining = self._oldest_at + self.flush_seconds - time.monotonic()
                 if remaining <= 0:
                     break
                 self._wake.wait(remaining)
@@ -231,9 +284,11 @@ class Writer:
             return batch
 
     def _take_oldest(self, rows: int) -> Batch:
-        """Up to `rows` of the oldest held rows, taken out of the buffer (lock held)."""
+        """Up to `rows` of the oldest held rows, taken out of the buffer (lock held); rows
+        left behind are due at once (they have waited as long as the batch's)."""
         if len(self._pending) <= rows:
             batch, self._pending = self._pending, OrderedDict()
+            self._oldest_at = None
             return batch
         return OrderedDict(self._pending.popitem(last=False) for _ in range(rows))
 
@@ -252,22 +307,41 @@ class Writer:
             return
         self._done(batch, results)
 
-    def _commit(self, batch: Batch) -> list[tuple[Run | None, MergeResult]]:
-        """Merge the batch in one transaction: one merge per table (and run, for its counts)."""
-        groups: dict[tuple[str, Run | None], list[dict]] = {}
+    def _commit(self, batch: Batch, append: bool = True
+                ) -> list[tuple[Run | None, MergeResult]]:
+        """Write the batch in one transaction, per table (and run, for its counts): rows newer
+        than anything written for their series are appended, the rest merged. Should one of
+        the appended keys be there after all (another process wrote it), the transaction is
+        rolled back and the whole batch merged."""
+        groups: dict[tuple[str, Run | None], list[Record]] = {}
         for record, run in batch.values():
-            groups.setdefault((record.table, run), []).append(record.row)
+            groups.setdefault((record.table, run), []).append(record)
         results, merged = [], []
-        with self.engine.begin() as connection:
-            for (table, run), rows in groups.items():
-                spec = MERGES[table]
-                result = copy_merge(connection, spec.table, rows, key=spec.key,
-                                    update=spec.update, only_if=spec.only_if, unique_keys=True)
-                results.append((run, result))
-                merged.append((table, result))
+        try:
+            with self.engine.begin() as connection:
+                for (table, run), records in groups.items():
+                    result = self._merge(connection, MERGES[table], records, append)
+                    results.append((run, result))
+                    merged.append((table, result))
+        except psycopg.errors.UniqueViolation:
+            if not append:
+                raise
+            self._newest.forget(batch.values())
+            return self._commit(batch, append=False)
+        self._newest.note(batch.values())
         for table, result in merged:  # committed: count them
             metrics.count_merge(table, result.inserted, result.updated, result.skipped)
         return results
+
+    def _merge(self, connection: Connection, spec: MergeSpec, records: list[Record],
+               append: bool) -> MergeResult:
+        """Append the records whose keys are new, merge the others."""
+        new, known = self._newest.split(records) if append else ([], records)
+        appended = copy_rows(connection, spec.table, [record.row for record in new])
+        result = copy_merge(connection, spec.table, [record.row for record in known],
+                            key=spec.key, update=spec.update, only_if=spec.only_if,
+                            unique_keys=True)
+        return MergeResult(result.inserted + appended, result.updated, result.skipped)
 
     def _isolate_bad_rows(self, batch: Batch, error: Exception
                           ) -> list[tuple[Run | None, MergeResult]]:
@@ -322,11 +396,13 @@ class Writer:
         for slot, item in newer.items():
             self._pending[slot] = item
         self._in_flight = 0
+        self._oldest_at = 0.0  # due as soon as the retry delay is over
         self._trim()
 
     def _give_up_if_still_down(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, OrderedDict()
+            self._oldest_at = None
             self._in_flight = len(batch)
         try:
             self._done(batch, self._commit(batch))

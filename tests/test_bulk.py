@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
-from db.bulk import copy_merge
+from db.bulk import copy_merge, copy_rows
 from db.schema import book_tickers, p2p_offers, runs
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -85,3 +86,23 @@ def test_two_merges_in_one_transaction_do_not_see_each_others_rows(engine):
         second = copy_merge(connection, book_tickers, [ticker("101", 1)],
                             key=("exchange", "symbol", "ts"))
     assert (first.inserted, second.inserted, second.skipped) == (1, 1, 0)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_copy_rows_appends_and_refuses_a_key_that_is_there(engine, binary):
+    with engine.begin() as connection:
+        assert copy_rows(connection, book_tickers, [ticker("100", 0), ticker("101", 1)],
+                         binary=binary) == 2
+    with pytest.raises(psycopg.errors.UniqueViolation), engine.begin() as connection:
+        copy_rows(connection, book_tickers, [ticker("102", 2), ticker("103", 1)],
+                  binary=binary)
+    assert stored_bids(engine) == [Decimal("100"), Decimal("101")]
+
+
+def test_a_binary_merge_is_the_text_merge(engine):
+    assert merge_tickers(engine, [ticker("100", 0)]).inserted == 1
+    with engine.begin() as connection:
+        result = copy_merge(connection, book_tickers, [ticker("105", 0), ticker("106", 1)],
+                            key=("exchange", "symbol", "ts"), update=("bid",), binary=True)
+    assert (result.inserted, result.updated) == (1, 1)
+    assert stored_bids(engine) == [Decimal("105"), Decimal("106")]

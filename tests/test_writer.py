@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
+from db.bulk import copy_merge, copy_rows
 from db.schema import book_tickers, candles, ingest_errors
 from ingest.runs import Run
 from ingest.spot_records import Record, book_ticker_record, kline_record
@@ -121,3 +123,82 @@ def test_a_row_the_database_refuses_is_isolated_and_the_rest_written(engine, wri
         message = connection.scalar(select(ingest_errors.c.message))
     assert "database refused a candles row" in message and "open" in message
     assert run.counts.rejected == 1 and run.counts.inserted == 5
+
+
+def bids_by_second(engine) -> dict[int, Decimal]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(book_tickers.c.ts, book_tickers.c.bid)).all()
+    return {int((ts - T0).total_seconds()): bid for ts, bid in rows}
+
+
+@pytest.fixture
+def appended(monkeypatch) -> list[int]:
+    """The number of rows of each COPY the writer makes straight into a table."""
+    sizes: list[int] = []
+
+    def spy(connection, table, rows):
+        sizes.append(len(rows))
+        return copy_rows(connection, table, rows)
+
+    monkeypatch.setattr("ingest.writer.copy_rows", spy)
+    return sizes
+
+
+def test_keys_newer_than_the_written_ones_are_appended(engine, writer, appended):
+    run = Run(engine, "binance_spot_ws", "ws_session")
+    writer.submit([ticker("BTCUSDT", "100", 0), ticker("ETHUSDT", "10", 0)], run)
+    assert writer.wait_idle(20)  # series not written yet: merged, nothing appended
+    writer.submit([ticker("BTCUSDT", "101", 1), ticker("ETHUSDT", "11", 0),
+                   ticker("XRPUSDT", "1", 0)], run)
+    assert writer.wait_idle(20)
+    run.finish()
+    assert [size for size in appended if size] == [1]  # only BTCUSDT's second 1 is new
+    assert (writer.stats.inserted, writer.stats.updated) == (4, 1)
+    assert run.counts.inserted == 4
+    assert bids_by_second(engine)[1] == Decimal("101") and count(engine, book_tickers) == 4
+
+
+def test_a_key_another_process_wrote_falls_back_to_the_merge(engine, writer, appended):
+    writer.submit([ticker("BTCUSDT", "100", 0)])
+    assert writer.wait_idle(20)
+    with engine.begin() as connection:  # e.g. a leader that has not quite stopped yet
+        copy_merge(connection, book_tickers, [ticker("BTCUSDT", "500", 1).row],
+                   key=("exchange", "symbol", "ts"))
+    writer.submit([ticker("BTCUSDT", "200", 1), ticker("BTCUSDT", "300", 2)])
+    assert writer.wait_idle(20)
+    assert [size for size in appended if size] == [2]  # tried, refused, merged instead
+    assert bids_by_second(engine) == {0: Decimal("100"), 1: Decimal("200"),
+                                      2: Decimal("300")}
+    assert (writer.stats.inserted, writer.stats.updated, writer.stats.rejected) == (2, 1, 0)
+    writer.submit([ticker("BTCUSDT", "400", 3)])  # written after the merge: new again
+    assert writer.wait_idle(20)
+    assert [size for size in appended if size] == [2, 1]
+    assert bids_by_second(engine)[3] == Decimal("400")
+
+
+def test_a_bad_row_among_appended_ones_is_isolated(engine, writer, appended):
+    writer.submit([candle(0, "101", True)])
+    assert writer.wait_idle(20)
+    bad = candle(3, "101", False)
+    bad.row["open"] = None
+    writer.submit([candle(1, "101", True), candle(2, "101", False), bad])
+    assert writer.wait_idle(20)
+    assert max(appended) == 3
+    assert stored_minutes(engine) == [0, 1, 2] and writer.stats.rejected == 1
+    assert writer.stats.inserted == 3
+
+
+def test_a_row_waits_for_the_deadline_of_the_oldest_row_not_a_fixed_tick(engine):
+    batches: list[list[int]] = []
+    writer = Writer(engine, flush_seconds=1.0, observe=lambda records, _at: batches.append(
+        [int((r.row["ts"] - T0).total_seconds()) for r in records])).start()
+    try:
+        time.sleep(0.8)  # an idle writer: the first row starts the clock, not the thread
+        writer.submit([ticker("BTCUSDT", "100", 0)])
+        time.sleep(0.4)
+        writer.submit([ticker("BTCUSDT", "101", 1)])
+        wait_until(lambda: batches, timeout=5, message="a batch")
+        assert writer.wait_idle(5)
+    finally:
+        writer.stop()
+    assert batches == [[0, 1]]
