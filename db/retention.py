@@ -9,12 +9,16 @@ transaction, so ingestion keeps writing meanwhile.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg.errors import LockNotAvailable
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from db.timescale import installed_version
 
@@ -26,7 +30,12 @@ TIME_COLUMNS = {"book_tickers": "ts", "tickers_24h": "ts", "p2p_offers": "captur
 ROLLED_UP_UNTIL = {
     "p2p_snapshots": "SELECT max(bucket) + interval '1 hour' FROM p2p_hourly",
 }
-DELETE_BATCH = 10_000
+DELETE_BATCH = 5_000
+LOCK_TIMEOUT = "5s"
+COUNT_BYTES = 64 << 20  # a never-analysed chunk up to this size is counted, not estimated
+TUPLE_OVERHEAD = 28  # a heap tuple's header and line pointer, beyond its data
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,10 +46,11 @@ class Dropped:
     cutoff: datetime
     chunks: list[dict[str, Any]] = field(default_factory=list)
     rows: int = 0
+    postponed: bool = False  # a chunk's lock was not had in time: the next run tries again
 
     def as_dict(self) -> dict[str, Any]:
         return {"table": self.table, "cutoff": self.cutoff.isoformat(), "rows": self.rows,
-                "chunks": self.chunks}
+                "chunks": self.chunks, "postponed": self.postponed}
 
 
 def is_hypertable(connection: Connection, table: str) -> bool:
@@ -67,34 +77,57 @@ def _chunks_before(connection: Connection, table: str, cutoff: datetime) -> list
 
 
 def _rows(connection: Connection, chunk: str, estimate: int) -> int:
-    """A chunk's rows: the planner's count once autovacuum has analysed it (a day of
-    tickers is too big to count before dropping), counted when it has not (small, new)."""
+    """About how many rows a chunk holds: the planner's count once autovacuum has analysed
+    it; counted when it is small; else its size over the width of a sample of its rows (a
+    day of tickers is far too big to count inside the transaction that drops it)."""
     if estimate >= 0:
         return estimate
-    return connection.scalar(text(f"SELECT count(*) FROM {chunk}"))
+    size = connection.scalar(text(f"SELECT pg_relation_size('{chunk}')"))
+    if size <= COUNT_BYTES:
+        return connection.scalar(text(f"SELECT count(*) FROM {chunk}"))
+    return int(connection.scalar(text(
+        f"SELECT coalesce(:size / nullif(avg(pg_column_size(s.*)) + {TUPLE_OVERHEAD}, 0), 0) "
+        f"FROM (SELECT * FROM {chunk} LIMIT 1000) AS s"), {"size": size}))
 
 
 def _drop_chunks(engine: Engine, table: str, cutoff: datetime) -> Dropped:
-    with engine.begin() as connection:
-        chunks = _chunks_before(connection, table, cutoff)
-        if chunks:
-            connection.execute(text("SELECT drop_chunks(CAST(:t AS regclass), "
-                                    "older_than => CAST(:cutoff AS timestamptz))"),
-                               {"t": table, "cutoff": cutoff})
+    """Drop the chunks wholly before `cutoff`. drop_chunks takes each chunk's exclusive
+    lock: behind a long dashboard query reading one it gives up after LOCK_TIMEOUT rather
+    than queue every later reader of the chunk behind itself; the next run tries again."""
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            chunks = _chunks_before(connection, table, cutoff)
+            if chunks:
+                connection.execute(text("SELECT drop_chunks(CAST(:t AS regclass), "
+                                        "older_than => CAST(:cutoff AS timestamptz))"),
+                                   {"t": table, "cutoff": cutoff})
+    except OperationalError as error:
+        if not isinstance(error.orig, LockNotAvailable):
+            raise
+        log.warning("retention: %s waited %s for a chunk's lock; trying again next run",
+                    table, LOCK_TIMEOUT, extra={"table": table})
+        return Dropped(table, cutoff, [], 0, postponed=True)
     return Dropped(table, cutoff, chunks, sum(chunk["rows"] for chunk in chunks))
 
 
 def _delete_batches(engine: Engine, table: str, column: str, cutoff: datetime) -> Dropped:
+    """DELETE in short transactions, each followed by a pause as long as it took, so that
+    ingestion's commits keep their turn; a batch lost in a crash is deleted next run, so
+    its commit need not wait for the disk."""
     statement = text(f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
                      f"SELECT ctid FROM {table} WHERE {column} < :cutoff LIMIT :batch))")
     total = 0
     while True:
+        started = time.monotonic()
         with engine.begin() as connection:
+            connection.execute(text("SET LOCAL synchronous_commit = off"))
             deleted = connection.execute(statement, {"cutoff": cutoff,
                                                      "batch": DELETE_BATCH}).rowcount
         total += deleted
         if deleted < DELETE_BATCH:
             return Dropped(table, cutoff, [], total)
+        time.sleep(min(1.0, time.monotonic() - started))
 
 
 def apply(engine: Engine, keep_days: Mapping[str, int], now: datetime | None = None

@@ -16,16 +16,29 @@ NOW = datetime(2026, 3, 10, 12, 30, tzinfo=UTC)
 HOURS = 24 * 6  # six days of hourly book tickers, across seven one-day chunks
 
 
-@pytest.fixture
-def engine(each_server_engine):
-    """TimescaleDB and plain PostgreSQL (tests/conftest.py), with rows of this module."""
-    engine = each_server_engine
+def _filled(engine):
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO book_tickers (exchange, symbol, ts, bid, bid_qty, ask, ask_qty) "
             "SELECT 'binance', 'BTCUSDT', :now - make_interval(hours => n), 1, 1, 2, 1 "
             "FROM generate_series(0, :hours - 1) AS n"), {"now": NOW, "hours": HOURS})
     return engine
+
+
+@pytest.fixture
+def engine(each_server_engine):
+    """TimescaleDB and plain PostgreSQL (tests/conftest.py), with rows of this module."""
+    return _filled(each_server_engine)
+
+
+@pytest.fixture
+def chunked(database_url):
+    """TimescaleDB alone, with the same rows: chunks are its own."""
+    from db.engine import make_engine
+
+    engine = make_engine(database_url)
+    yield _filled(engine)
+    engine.dispose()
 
 
 def _times(engine) -> list[datetime]:
@@ -112,3 +125,28 @@ def test_p2p_history_older_than_the_adverts_retention_still_draws(engine):
     after = history(engine, "binance", "USDT", "ARS", **window)
     assert len(after) == 3 and after == before
     assert [row["best_ask"] for row in after] == [1010, 1011, 1012]
+
+
+def test_a_chunk_too_big_to_count_is_estimated_from_its_size(chunked, monkeypatch):
+    monkeypatch.setattr(retention, "COUNT_BYTES", 0)  # every chunk is "too big"
+    with chunked.begin() as connection:
+        connection.execute(text(  # a fuller day, never analysed
+            "INSERT INTO book_tickers (exchange, symbol, ts, bid, bid_qty, ask, ask_qty) "
+            "SELECT 'binance', 'ETHUSDT', :day + make_interval(secs => n * 10), 1, 1, 2, 1 "
+            "FROM generate_series(0, 8639) AS n"), {"day": NOW - timedelta(days=5, hours=12)})
+    dropped, = retention.apply(chunked, {"book_tickers": 2}, now=NOW)
+    gone = HOURS + 8640 - len(_times(chunked))
+    assert 0.7 * gone < dropped.rows < 1.3 * gone, (dropped.rows, gone)
+
+
+def test_a_chunk_read_by_a_long_query_is_left_for_the_next_run(chunked, monkeypatch):
+    monkeypatch.setattr(retention, "LOCK_TIMEOUT", "200ms")
+    before = _times(chunked)
+    with chunked.connect() as reader:  # a dashboard query still reading the oldest day
+        reader.execute(text("SELECT count(*) FROM book_tickers WHERE ts < :t"),
+                       {"t": NOW - timedelta(days=4)})
+        dropped, = retention.apply(chunked, {"book_tickers": 2}, now=NOW)
+        assert dropped.postponed and dropped.chunks == [] and dropped.rows == 0
+        assert _times(chunked) == before
+    dropped, = retention.apply(chunked, {"book_tickers": 2}, now=NOW)
+    assert not dropped.postponed and dropped.rows > 0 and len(_times(chunked)) < len(before)
