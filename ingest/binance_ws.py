@@ -6,8 +6,10 @@ a thousand streams would pass the exchange's 8 KB request line) and SUBSCRIBEs i
 by message, in batches paced under Binance's 5 incoming messages per second, each answered
 by id before the next goes; a refusal or a missing answer is logged with the session's run
 and ends it as a failed attempt (backoff, then a new connection that subscribes again).
-Frames arriving meanwhile are handled as usual. websocket-client answers the server's pings
-while reading; those pongs spend the same message budget. Liveness is judged by data, not
+Frames arriving meanwhile are handled as usual. websocket-client opens the connection and
+sends; frames are read in bulk by ingest.ws_frames (a read brings hundreds at full rate, and
+their records go to the writer in one hand-off); pings are answered with a pong, which spends
+the same message budget. Liveness is judged by data, not
 pings: a connection silent for longer than `silence_seconds` is dead.
 A connection reconnects on its own before Binance's 24 h cut and at once on serverShutdown;
 any other loss reconnects after capped exponential backoff with jitter, for ever. Every
@@ -31,19 +33,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import websocket
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from websocket import ABNF, WebSocketException, WebSocketTimeoutException
+from websocket import WebSocketException
 
 from app import metrics
 from app.config import IngestSettings
 from ingest.runs import Run
-from ingest.spot_records import MalformedFrame, parse_frame
+from ingest.spot_records import MalformedFrame, Record, parse_frame
 from ingest.writer import DATABASE_ERRORS, Writer
+from ingest.ws_frames import BINARY, CLOSE, PING, TEXT, ConnectionClosed, FrameReader, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,7 @@ SUBSCRIBE_BATCH = 200
 MESSAGES_PER_SECOND = 4
 KINDS = ("kline_1m", "bookTicker", "ticker")
 LOGGED_ERRORS_PER_SESSION = 100
+DATA = frozenset({TEXT, BINARY})
 SOURCE = "binance_spot_ws"
 EXCHANGE = "binance"
 
@@ -149,8 +153,9 @@ class _SessionCounts:
     """One session's frames, pushed to its run (None while it has none) now and then, and its
     subscription: messages sent, SUBSCRIBE ids acknowledged, the refusal if any."""
 
-    def __init__(self, run: Run | None) -> None:
+    def __init__(self, run: Run | None, reader: FrameReader) -> None:
         self.run = run
+        self.reader = reader
         self.pacer = _Pacer()
         self.acked = 0  # the highest SUBSCRIBE id answered with success
         self.refused: str | None = None  # the exchange's error answer, if it gave one
@@ -219,7 +224,7 @@ class StreamConnection(threading.Thread):
         self.stats.sessions += 1
         metrics.WS_CONNECTIONS.labels(EXCHANGE).inc()
         metrics.WS_OPEN.labels(EXCHANGE).inc()
-        counts = _SessionCounts(self._open_run())
+        counts = _SessionCounts(self._open_run(), FrameReader(ws.sock))
         end = SessionEnd("ended")
         try:
             ws.settimeout(min(0.5, self.options.silence_seconds / 4))
@@ -283,7 +288,8 @@ class StreamConnection(threading.Thread):
                 return end
 
     def _step(self, ws: websocket.WebSocket, counts: _SessionCounts) -> SessionEnd | None:
-        """Read and handle one frame (or a timeout); a SessionEnd when the session is over."""
+        """Read and handle what has arrived (or a timeout); a SessionEnd when the session
+        is over."""
         if self._stopping.is_set():
             return SessionEnd("stopped", immediate=True, clean=True)
         now = time.monotonic()
@@ -292,33 +298,55 @@ class StreamConnection(threading.Thread):
         if now - counts.last_saved >= self.options.counts_every_seconds:
             self._save_counts(counts)
         try:
-            # Control frames come back too (pings already answered), so a connection
-            # that only pings still times out here: liveness is judged by data.
-            opcode, data = ws.recv_data(control_frame=True)
-        except WebSocketTimeoutException:
-            opcode, data = None, b""
-        except (WebSocketException, OSError) as error:
+            frames = counts.reader.read()
+        except (ProtocolError, ConnectionClosed, OSError) as error:
             return SessionEnd(f"connection lost: {error.__class__.__name__}: {error}",
                               got_data=counts.received > 0)
-        return self._on_frame(opcode, data, counts)
+        return self._on_frames(ws, frames, counts)
 
-    def _on_frame(self, opcode: int | None, data: bytes,
-                  counts: _SessionCounts) -> SessionEnd | None:
-        """Handle what recv gave (or a timeout, opcode None); a SessionEnd ends the session."""
-        if opcode == ABNF.OPCODE_CLOSE:
-            return SessionEnd("closed by the server", got_data=counts.received > 0)
-        if opcode in (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY):
-            answer = _answer(data)
-            if answer is not None:
-                self._on_answer(answer, counts)
-            elif self._handle(data, counts):
-                return SessionEnd("serverShutdown", immediate=True, clean=True)
-            return None
-        if opcode == ABNF.OPCODE_PING:
-            counts.pacer.record()  # websocket-client has sent the pong: one message spent
-        if time.monotonic() - counts.last_data > self.options.silence_seconds:
+    def _on_frames(self, ws: websocket.WebSocket, frames: list[tuple[int, bytes]],
+                   counts: _SessionCounts) -> SessionEnd | None:
+        """Handle one read's frames: their records go to the writer in one hand-off."""
+        records: list[Record] = []
+        data_frames, shutdown, end = 0, False, None
+        for opcode, data in frames:
+            if opcode in DATA:
+                answer = _answer(data)
+                if answer is not None:
+                    self._on_answer(answer, counts)
+                    continue
+                data_frames += 1
+                shutdown = self._parse(data, counts, records) or shutdown
+            elif (end := self._on_control(ws, opcode, data, counts)) is not None:
+                break
+        if data_frames:
+            counts.last_data = time.monotonic()
+            counts.received += data_frames
+            self.stats.frames += data_frames
+            self._frames.inc(data_frames)
+        if records:
+            self.writer.submit(records, counts.run)
+        if end is not None:
+            return replace(end, got_data=counts.received > 0)
+        if shutdown:
+            return SessionEnd("serverShutdown", immediate=True, clean=True)
+        if not data_frames and time.monotonic() - counts.last_data > self.options.silence_seconds:
             return SessionEnd(f"no data for {self.options.silence_seconds:g} s",
                               got_data=counts.received > 0)
+        return None
+
+    @staticmethod
+    def _on_control(ws: websocket.WebSocket, opcode: int, data: bytes,
+                    counts: _SessionCounts) -> SessionEnd | None:
+        """Answer a ping; a SessionEnd on the server's close or a failed pong."""
+        if opcode == CLOSE:
+            return SessionEnd("closed by the server")
+        if opcode == PING:
+            try:
+                ws.pong(data)
+            except (WebSocketException, OSError) as error:
+                return SessionEnd(f"connection lost: {error.__class__.__name__}: {error}")
+            counts.pacer.record()  # a pong is a message: it spends the same budget
         return None
 
     def _on_answer(self, answer: dict, counts: _SessionCounts) -> None:
@@ -329,12 +357,9 @@ class StreamConnection(threading.Thread):
         elif answer["result"] is None and isinstance(answer["id"], int):
             counts.acked = max(counts.acked, answer["id"])
 
-    def _handle(self, data: bytes, counts: _SessionCounts) -> bool:
-        """Parse one frame and hand its records to the writer; True on serverShutdown."""
-        counts.last_data = time.monotonic()
-        counts.received += 1
-        self.stats.frames += 1
-        self._frames.inc()
+    def _parse(self, data: bytes, counts: _SessionCounts, records: list[Record]) -> bool:
+        """Parse one frame into `records`; True on serverShutdown. A malformed frame is
+        counted, logged with the run and skipped."""
         try:
             parsed = parse_frame(data, self.clock())
         except MalformedFrame as error:
@@ -343,8 +368,7 @@ class StreamConnection(threading.Thread):
             metrics.WS_MALFORMED.labels(EXCHANGE).inc()
             self._log_error(counts, f"malformed frame skipped: {error}", data)
             return False
-        if parsed.records:
-            self.writer.submit(parsed.records, counts.run)
+        records.extend(parsed.records)
         return parsed.server_shutdown
 
     def _log_error(self, counts: _SessionCounts, message: str,
