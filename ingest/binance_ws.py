@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 import websocket
@@ -115,6 +115,7 @@ class StreamStats:
     frames: int = 0
     malformed: int = 0
     subscribed: int = 0  # streams the exchange acknowledged in the latest session
+    refused: list[str] = field(default_factory=list)  # streams it refused in that session
     last_end: str | None = None
 
 
@@ -241,32 +242,51 @@ class StreamConnection(threading.Thread):
             self._close_run(counts, end)
 
     def _subscribe(self, ws: websocket.WebSocket, counts: _SessionCounts) -> SessionEnd | None:
-        """SUBSCRIBE the streams in paced batches, each acknowledged; a SessionEnd if not."""
-        self.stats.subscribed = 0
-        batches = [self.streams[i:i + SUBSCRIBE_BATCH]
-                   for i in range(0, len(self.streams), SUBSCRIBE_BATCH)]
-        for number, batch in enumerate(batches, start=1):
+        """SUBSCRIBE the streams in paced batches, each acknowledged; a SessionEnd if not.
+
+        A refused batch is halved and each half asked again, down to the single streams
+        the exchange refuses: those are logged with the run and left out, and the rest
+        stream. A connection whose every stream is refused is a failed attempt."""
+        self.stats.subscribed, self.stats.refused = 0, []
+        pending = deque(self.streams[i:i + SUBSCRIBE_BATCH]
+                        for i in range(0, len(self.streams), SUBSCRIBE_BATCH))
+        number = 0
+        while pending:
+            batch = pending.popleft()
             while counts.pacer.wait_seconds() > 0:  # keep reading while the budget refills
                 end = self._step(ws, counts)
                 if end is not None:
                     return end
+            number += 1
+            counts.refused = None
             try:
                 ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": batch, "id": number}))
             except (WebSocketException, OSError) as error:
                 return SessionEnd(f"connection lost: {error.__class__.__name__}: {error}")
             counts.pacer.record()
-            end = self._await_ack(ws, counts, number)
-            if end is not None:
-                return end
-            self.stats.subscribed += len(batch)
+            outcome = self._await_ack(ws, counts, number)
+            if isinstance(outcome, SessionEnd):
+                return outcome
+            if outcome is None:
+                self.stats.subscribed += len(batch)
+            elif len(batch) > 1:
+                half = len(batch) // 2
+                pending.extendleft((batch[half:], batch[:half]))
+            else:
+                self.stats.refused.append(batch[0])
+                self._log_error(counts, f"stream {batch[0]} left out: {outcome}", None)
+        if self.streams and not self.stats.subscribed:
+            return self._subscription_failed(counts, "every stream was refused")
         return None
 
     def _await_ack(self, ws: websocket.WebSocket, counts: _SessionCounts,
-                   number: int) -> SessionEnd | None:
+                   number: int) -> SessionEnd | str | None:
+        """None once SUBSCRIBE `number` is acknowledged, the exchange's refusal, or a
+        SessionEnd (the connection ended, or no answer came in time)."""
         deadline = time.monotonic() + self.options.subscribe_timeout
         while counts.acked < number:
             if counts.refused is not None:
-                return self._subscription_failed(counts, counts.refused)
+                return counts.refused
             if time.monotonic() > deadline:
                 return self._subscription_failed(
                     counts, f"no answer to SUBSCRIBE {number} within "

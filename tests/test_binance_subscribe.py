@@ -192,10 +192,36 @@ def test_unsubscribe_and_list_subscriptions():
             ws.close()
 
 
-def test_an_error_answer_is_logged_and_retried_with_backoff(engine, caplog):
+def test_refused_streams_are_left_out_logged_with_the_run_and_the_rest_stream(engine):
+    writer = RecordingWriter()
+    # Four streams a connection: of BTCUSDT's and ETHUSDT's six, two must be refused.
+    with FakeExchange("simulate", symbols=["BTCUSDT", "ETHUSDT"],
+                      ws_limits=WsLimits(max_streams=4)) as fake:
+        stream = SpotStream(fake.ws_url, ["BTCUSDT", "ETHUSDT"], writer, engine,
+                            QUICK).start()
+        connection = stream.connections[0]
+        try:
+            wait_until(lambda: writer.tables.get("candles") == {"BTCUSDT", "ETHUSDT"}
+                       and "book_tickers" in writer.tables, message="the rest streaming")
+            refused, subscribed = list(connection.stats.refused), connection.stats.subscribed
+            sessions = connection.stats.sessions
+        finally:
+            stream.stop()
+    assert refused == ["ethusdt@bookTicker", "ethusdt@ticker"] and subscribed == 4
+    assert sessions == 1, "a partial refusal is not a failed attempt"
+    assert writer.tables["book_tickers"] == {"BTCUSDT"}
+    with engine.connect() as connection_:
+        logged = list(connection_.scalars(select(ingest_errors.c.message)))
+    assert [m.split(":")[0] for m in logged] == [
+        "stream ethusdt@bookTicker left out", "stream ethusdt@ticker left out"]
+    assert all("code 2: Invalid request: a connection listens to at most 4" in m
+               for m in logged)
+
+
+def test_a_connection_whose_every_stream_is_refused_retries_with_backoff(engine, caplog):
     caplog.set_level(logging.INFO, logger="ingest")
     writer = RecordingWriter()
-    with FakeExchange("simulate", symbols=["BTCUSDT"], ws_limits=WsLimits(max_streams=2)
+    with FakeExchange("simulate", symbols=["BTCUSDT"], ws_limits=WsLimits(max_streams=0)
                       ) as fake:
         stream = SpotStream(fake.ws_url, ["BTCUSDT"], writer, engine, QUICK).start()
         connection = stream.connections[0]
@@ -204,18 +230,30 @@ def test_an_error_answer_is_logged_and_retried_with_backoff(engine, caplog):
         finally:
             stream.stop()
     assert connection.stats.subscribed == 0 and connection.stats.frames == 0
-    failures = [r for r in caplog.records if r.getMessage().startswith(
-        "subscription failed: SUBSCRIBE 1 refused")]
     ends = [r.args for r in caplog.records if r.msg.startswith("spot stream ended")]
-    assert len(failures) >= 2 and len(ends) >= 2
-    assert all(reason.startswith("subscription failed: SUBSCRIBE 1 refused: code 2: Invalid "
-                                 "request:") for reason, _ in ends)
-    delays = [delay for _, delay in ends]
+    assert len(ends) >= 2
+    assert all(reason == "subscription failed: every stream was refused"
+               for reason, _ in ends)
     with engine.connect() as connection_:
         logged = list(connection_.scalars(select(ingest_errors.c.message)))
-    assert logged and all(m.startswith("subscription failed: SUBSCRIBE 1") for m in logged)
+    assert any(m.startswith("stream btcusdt@kline_1m left out: SUBSCRIBE") for m in logged)
+    assert any(m == "subscription failed: every stream was refused" for m in logged)
     # Failed attempts back off, and further each time (0.1 s * 2^n, with jitter).
+    delays = [delay for _, delay in ends]
     assert 0.1 <= delays[0] <= 0.2 <= delays[1] <= 0.4
+
+
+def test_a_stream_name_binance_does_not_offer_is_refused_and_a_symbol_it_lacks_is_not():
+    with FakeExchange("simulate", symbols=["BTCUSDT"]) as fake:
+        ws = connect(fake)
+        try:
+            bad = request(ws, "SUBSCRIBE", ["btcusdt@bookTicker", "btcusdt@nonsense"], 1)
+            unknown = request(ws, "SUBSCRIBE", ["nosuchcoinusdt@bookTicker"], 2)
+            listed = request(ws, "LIST_SUBSCRIPTIONS", request_id=3)["result"]
+        finally:
+            ws.close()
+    assert bad == {"code": 2, "msg": "Invalid request: invalid stream", "id": 1}
+    assert unknown == {"result": None, "id": 2} and listed == ["nosuchcoinusdt@bookTicker"]
 
 
 def read_without_answering(session) -> None:

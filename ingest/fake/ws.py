@@ -14,6 +14,7 @@ request gets Binance's error answer ({"code": 2, "msg": "Invalid request: ...", 
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -27,6 +28,12 @@ from websockets.sync.server import ServerConnection
 
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 TOO_MANY_REQUESTS = 1008  # the close code Binance sends past the message limit
+# <symbol>@<kind>, lower-case symbol, for the spot stream kinds Binance documents.
+STREAM_NAME = re.compile(
+    r"^[a-z0-9]{2,20}@(bookTicker|ticker|miniTicker|trade|aggTrade|avgPrice"
+    r"|ticker_(1h|4h|1d)|depth(5|10|20)?(@100ms|@1000ms)?"
+    r"|kline_(1s|1m|3m|5m|15m|30m|1h|2h|4h|6h|8h|12h|1d|3d|1w|1M)(@\+08:00)?)$"
+    r"|^!(miniTicker|ticker_(1h|4h|1d))@arr$")
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,13 @@ def stream_params(request: dict[str, Any]) -> list[str]:
     return params
 
 
+def check_streams(streams: list[str]) -> None:
+    """Refuse the request if any name is not a stream Binance offers; as Binance does, a
+    well-formed name of a symbol it does not list is accepted (and then sends nothing)."""
+    if not all(STREAM_NAME.match(name) for name in streams):
+        raise RequestError(2, "Invalid request: invalid stream")
+
+
 def error_answer(code: int, message: str, request_id: Any = None) -> str:
     return orjson.dumps({"code": code, "msg": message, "id": request_id}).decode()
 
@@ -179,7 +193,9 @@ def answer(subscriptions: Subscriptions, text: str | bytes) -> str:
         request_id = request.get("id")
         method = request["method"]
         if method == "SUBSCRIBE":
-            subscriptions.subscribe(stream_params(request))
+            streams = stream_params(request)
+            check_streams(streams)
+            subscriptions.subscribe(streams)
         elif method == "UNSUBSCRIBE":
             subscriptions.unsubscribe(stream_params(request))
         elif method == "LIST_SUBSCRIPTIONS":
