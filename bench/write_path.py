@@ -263,9 +263,27 @@ class ThroughWriter(Way):
         assert not self.writer.stats.rejected and not self.writer.stats.failures
 
 
+class FillfactorWriter(ThroughWriter):
+    """The writer into a table whose pages keep room free, so that an update can stay on
+    its page without new index entries (a HOT update): candles are mostly updates."""
+
+    fillfactor = 70
+
+    def reset(self) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(text(f"ALTER TABLE {self.table} "
+                                    f"SET (fillfactor = {self.fillfactor})"))
+        super().reset()
+
+
+class HalfEmptyWriter(FillfactorWriter):
+    fillfactor = 50
+
+
 WAYS: dict[str, type[Way]] = {
     "binary COPY": Copy, "text COPY": TextCopy, "copy_merge text": Merge,
     "copy_merge binary": BinaryMerge, "unnest merge": UnnestMerge, "writer": ThroughWriter,
+    "writer, fillfactor 70": FillfactorWriter, "writer, fillfactor 50": HalfEmptyWriter,
 }
 
 
@@ -362,11 +380,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS))
     args = parser.parse_args()
     with temporary_database() as url:
         print_table(f"write path (rows/s, {BATCH}-row transactions, {args.symbols} "
                     "book ticker symbols)", write_table(url, args.rows, args.symbols,
-                                                        args.rounds))
+                                                        args.rounds, args.ways))
 
 
 if __name__ == "__main__":

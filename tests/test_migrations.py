@@ -82,3 +82,21 @@ def test_plain_postgres_gets_plain_tables_and_a_loud_warning(plain_database_url,
     assert any("TimescaleDB is not available" in message for message in caplog.messages)
     assert any("shared_preload_libraries" in message for message in caplog.messages)
     engine.dispose()
+
+
+def test_candle_pages_keep_room_for_updates_in_every_chunk(engine):
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO candles (exchange, symbol, interval, open_time, open, high, low, "
+            "close, volume, close_time, trades, quote_volume, taker_base_volume, "
+            "taker_quote_volume, is_closed) SELECT 'binance', 'BTCUSDT', '1m', t, 1, 1, 1, "
+            "1, 1, t + interval '59.999 s', 1, 1, 1, 1, true FROM generate_series("
+            "timestamptz '2026-01-01', timestamptz '2026-03-01', interval '1 day') AS t"))
+        options = connection.execute(text(
+            "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_inherits i "
+            "ON i.inhrelid = c.oid WHERE i.inhparent = 'candles'::regclass "
+            "UNION ALL SELECT relname, reloptions FROM pg_class WHERE relname = 'candles'"
+        )).all()
+    assert len(options) > 2, "candles is chunked, and its chunks inherit from it"
+    assert all(row.reloptions == ["fillfactor=70"] for row in options), options
