@@ -1,27 +1,34 @@
-"""Ingestion benchmark: frame parsing, the writer beside raw COPY, and stream lag end to end.
+"""Ingestion benchmark: frame parsing, the writer beside binary COPY, and p2pdash's stream
+beside a minimal baseline end to end.
 
-    .venv/bin/python bench/ingest.py [--seconds 10] [--symbols 50] [--rows 100000]
-        [--rate 1000 10000 max] [--sections parse write stream fake]
+    .venv/bin/python bench/ingest.py [--seconds 20] [--symbols 1000] [--rate 10000 ...]
+        [--pairs 1] [--rows 100000] [--rounds 5] [--sections parse write stream fake]
 
 Starts its own PostgreSQL + TimescaleDB (db.embedded.EmbeddedPostgres in a temporary
-directory, default settings, fsync on) and the fake exchange in a separate process
-(`python -m ingest.fake --rate R`, or flat out), then prints up to four tables:
+directory, default settings, fsync on) and, per run of a stream side, a fresh fake exchange
+in a process of its own (`python -m ingest.fake --rate R`, or flat out), then prints:
 
 1. parse: frames/s turned into records by ingest.spot_records (one thread, no I/O);
-2. write: rows/s of the writer path (COPY into a staging table + INSERT ... ON CONFLICT, in
-   5000-row transactions) beside raw COPY into the same table, in the same run; also the
-   merge as it was before this branch (a staging table created and dropped per batch);
-3. stream: the real stream thread and writer against the fake sending 1k and 10k frames/s
-   and as fast as it can: frames/s received and parsed, rows/s written, and the lag from the
-   fake's event time (E) to the commit of the row, p50/p99 (klines and 24h tickers carry E;
-   book tickers have no event time, so they are not in the lag figures). Rows written are
-   fewer than records because the writer keeps only the newest record per key (a candle's
-   last update, the last book ticker of a second) before writing. "fake sent" is what the
-   fake counted out (GET /fake/stats) in the same window as "received", what p2pdash's
-   connections counted in; "rows lost" are rows the writer dropped (its buffer full);
+2. write: bench/write_path.write_table, rows/s into candles and book_tickers in 5000-row
+   transactions by binary COPY of rows with new keys (the baseline), text COPY, and the
+   writer's own write step (append what is newer than its series, merge the rest), each
+   with its ratio to binary COPY (median of --rounds; the issue asks >= 0.8);
+3. stream, one table per --rate: p2pdash's ingestion (SpotStream + Writer, default INGEST_*
+   settings) and the minimal baseline (bench/ingest_baseline.py: the same connections and
+   SUBSCRIBEs, orjson, every frame a row by binary COPY committed every 0.1 s, no
+   coalescing, no idempotency, primary keys replaced by plain indexes), each in a process
+   of its own (bench/ingest_side.py, which defines every column: fake sent and received
+   frames/s, lag p50/p99 over every kline and 24h ticker event and over the newest event
+   per (table, symbol, second), CPU s per million frames of the process and of its
+   PostgreSQL backends, peak RSS, rows lost), against a fake of its own and a fresh
+   database of the same cluster, one side after the other (--pairs > 1: ABBA...), so
+   neither competes with the other for the machine's cores. "/ baseline" is the CPU per
+   frame over the baseline's of the same pair; "machine CPU" is the whole machine's use
+   during the window (100 % = every core: other work on a shared machine shows there);
+   the line after each table checks the issue's aims;
 4. fake: the fake alone, flat out, to a minimal client that only reads and counts frames
    (no parsing): frames/s sent and read, and the fake process's CPU (100 % = one core), so
-   that the stream table is known to measure p2pdash, not the fake.
+   that the stream table is known to measure the clients, not the fake.
 
 --symbols goes up to 3,000 (more than one connection: 341 symbols each); --rate takes
 frames/s in all, or "max" for flat out.
@@ -37,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,20 +54,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 import requests
 import websocket
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, make_url, text
 
-from app.config import IngestSettings
-from db.bulk import copy_merge
+from bench.ingest_baseline import drop_unique_keys
+from bench.ingest_side import symbol_names
+from bench.write_path import write_table
 from db.embedded import EmbeddedPostgres
 from db.engine import make_engine
 from db.migrate import upgrade
-from ingest.binance_ws import SpotStream, StreamOptions, connection_groups, stream_names
-from ingest.fake.frames import MarketFrames, combined, kline_event
+from ingest.binance_ws import connection_groups, stream_names
+from ingest.fake.frames import MarketFrames
 from ingest.fake.market import SimulatedMarket
-from ingest.spot_records import Record, parse_frame
-from ingest.writer import MERGES, Writer
+from ingest.spot_records import parse_frame
 
-BATCH = 5000
+BATCH = 5000  # rows a transaction in the write table (bench/write_path.py's)
+WRITE_WAYS = ("binary COPY", "text COPY", "writer")
 MAX_SYMBOLS = 3000
 KINDS = ("bookTicker", "kline_1m", "ticker")
 
@@ -98,101 +106,6 @@ def parse_benchmark(symbols: Sequence[str]) -> list[dict]:
         parse_frame(frame, 1.7e9)
     rate = len(frames) / (time.perf_counter() - started)
     return [{"what": "parse_frame (orjson + Decimal)", "frames/s": f"{rate:,.0f}"}]
-
-
-def distinct_records(table: str, count: int, symbols: Sequence[str]) -> list[Record]:
-    """Rows with distinct keys, built by the same parser as the stream's."""
-    frames = MarketFrames(SimulatedMarket())
-    start = 1_600_000_000_000
-    records = []
-    for n in range(count):
-        symbol = symbols[n % len(symbols)]
-        minute = start // 60_000 + n // len(symbols)
-        if table == "candles":
-            candle = frames.market.candle(symbol, minute)
-            frame = combined("x@kline_1m", kline_event(symbol, candle, True, minute * 60_000))
-            records.append(parse_frame(frame, 0).records[0])
-        else:
-            data = frames.book_ticker(symbol, minute * 60_000)
-            records.append(parse_frame(combined("x@bookTicker", data), minute * 60.0).records[0])
-    return records
-
-
-def truncate(engine: Engine, table: str) -> None:
-    with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {table}"))
-
-
-def raw_copy(engine: Engine, table: str, rows: list[dict]) -> None:
-    columns = list(rows[0])
-    with engine.begin() as connection:
-        cursor = connection.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-
-
-def merge_as_before(engine: Engine, table: str, rows: list[dict]) -> None:
-    """The merge before this branch: a staging table per batch, always de-duplicated."""
-    spec, columns = MERGES[table], list(rows[0])
-    cols, keys = ", ".join(columns), ", ".join(spec.key)
-    sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in spec.update)
-    with engine.begin() as connection:
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.execute(f"CREATE TEMP TABLE stage_old (LIKE {table} INCLUDING DEFAULTS, "
-                       "_seq bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DROP")
-        with cursor.copy(f"COPY stage_old ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-        cursor.execute(f"INSERT INTO {table} ({cols}) SELECT DISTINCT ON ({keys}) {cols} "
-                       f"FROM stage_old ORDER BY {keys}, _seq DESC "
-                       f"ON CONFLICT ({keys}) DO UPDATE SET {sets}")
-
-
-def timed_batches(engine: Engine, table: str, records: list[Record],
-                  write: Callable[[list[Record]], None]) -> float:
-    """Rows/s of `write` over the records in BATCH-row pieces, on an emptied table."""
-    truncate(engine, table)
-    started = time.perf_counter()
-    for first in range(0, len(records), BATCH):
-        write(records[first:first + BATCH])
-    return len(records) / (time.perf_counter() - started)
-
-
-def write_benchmark(engine: Engine, rows: int, symbols: Sequence[str]) -> list[dict]:
-    writer = Writer(engine, flush_seconds=0.01, batch_rows=BATCH, max_pending_rows=10 * BATCH)
-    writer.start()
-
-    def through_writer(batch: list[Record]) -> None:
-        writer.submit(batch)
-        writer.wait_idle(120)
-
-    results = []
-    for table in ("candles", "book_tickers"):
-        records = distinct_records(table, rows, symbols)
-        spec = MERGES[table]
-        ways = {
-            "raw COPY": lambda b, t=table: raw_copy(engine, t, [r.row for r in b]),
-            "writer": through_writer,
-            "copy_merge before": lambda b, t=table: merge_as_before(engine, t,
-                                                                    [r.row for r in b]),
-            "copy_merge now": lambda b, s=spec: _merge_now(engine, s, b),
-        }
-        rates = dict.fromkeys(ways, 0.0)
-        for _round in range(3):  # interleaved, best of three: the machine may be shared
-            for name, way in ways.items():
-                rates[name] = max(rates[name], timed_batches(engine, table, records, way))
-        results.append({"table": table, **{name: f"{rate:,.0f}" for name, rate in
-                                           rates.items()},
-                        "writer / raw": f"{rates['writer'] / rates['raw COPY']:.2f}"})
-    writer.stop()
-    return results
-
-
-def _merge_now(engine: Engine, spec, batch: list[Record]) -> None:
-    with engine.begin() as connection:
-        copy_merge(connection, spec.table, [r.row for r in batch], key=spec.key,
-                   update=spec.update, only_if=spec.only_if, unique_keys=True)
 
 
 @dataclass(frozen=True)
@@ -237,67 +150,109 @@ def fake_exchange(symbols: Sequence[str], rate: int | None) -> Iterator[FakeProc
         process.wait(10)
 
 
-class LagMeter:
-    """Commit time minus event time for every written row that carries one."""
-
-    def __init__(self) -> None:
-        self.lags: list[float] = []
-        self.recording = False
-
-    def observe(self, records: Sequence[Record], committed_at: float) -> None:
-        if self.recording:
-            self.lags += [committed_at - r.event_ms / 1000 for r in records if r.event_ms]
-
-    def percentile(self, share: float) -> float:
-        ordered = sorted(self.lags)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+SIDES = ("baseline", "p2pdash")
+SIDE_RUNNER = Path(__file__).resolve().parent / "ingest_side.py"
+AIMS = {  # (symbols, frames/s): the lag p99 (ms) to stay under
+    (3000, 30_000): 1000.0, (1000, 10_000): 300.0}
+CPU_AIM = 1.2  # p2pdash's CPU per frame at most this times the baseline's
 
 
-def stream_benchmark(engine: Engine, symbols: Sequence[str], rate: int | None,
-                     seconds: float) -> dict:
-    for table in ("candles", "book_tickers", "tickers_24h"):
-        truncate(engine, table)
-    tuning = IngestSettings()
-    meter = LagMeter()
-    writer = Writer(engine, flush_seconds=tuning.flush_seconds, batch_rows=tuning.batch_rows,
-                    max_pending_rows=tuning.max_pending_rows, observe=meter.observe).start()
-    with fake_exchange(symbols, rate) as fake:
-        stream = SpotStream(fake.urls["BINANCE_WS_URL"], symbols, writer, engine,
-                            StreamOptions(silence_seconds=30)).start()
-        _wait_subscribed(stream, len(symbols) * 3)
-        time.sleep(2)  # steady state after the subscriptions
-        received = lambda: sum(c.stats.frames for c in stream.connections)  # noqa: E731
-        before = (fake.stats(), received(), writer.stats.submitted, writer.stats.written,
-                  writer.stats.dropped)
-        meter.recording, started = True, time.monotonic()
-        time.sleep(seconds)
-        meter.recording = False
-        after = (fake.stats(), received(), writer.stats.submitted, writer.stats.written,
-                 writer.stats.dropped)
-        elapsed = time.monotonic() - started
-        stream.stop()
-    writer.stop()
-    sent = FakeReading.between(before[0], after[0])
-    frames, records, rows, lost = (b - a for a, b in zip(before[1:], after[1:], strict=True))
-    return {"fake sends": f"{rate:,} frames/s" if rate else "flat out",
-            "fake sent frames/s": f"{sent.frames_per_second:,.0f}",
-            "p2pdash received frames/s": f"{frames / elapsed:,.0f}",
-            "records/s to writer": f"{records / elapsed:,.0f}",
-            "rows/s written": f"{rows / elapsed:,.0f}", "rows lost": lost,
-            "lag p50": f"{meter.percentile(0.5) * 1000:.0f} ms",
-            "lag p99": f"{meter.percentile(0.99) * 1000:.0f} ms",
-            "fake CPU": f"{sent.cpu_percent:.0f} %",
-            "connections": len(stream.connections),
-            "sessions": sum(c.stats.sessions for c in stream.connections)}
+@contextmanager
+def side_database(admin: Engine, name: str, template: str) -> Iterator[str]:
+    """A fresh database copied from the migrated template, dropped after."""
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {name} TEMPLATE {template}"))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
-def _wait_subscribed(stream: SpotStream, streams: int, timeout: float = 60.0) -> None:
-    """Wait until the exchange has acknowledged every stream on every connection."""
-    deadline = time.monotonic() + timeout
-    while sum(c.stats.subscribed for c in stream.connections) < streams:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"subscribed to fewer than {streams} streams in {timeout} s")
-        time.sleep(0.1)
+def run_side(side: str, database_url: str, fake: FakeProcess, symbols: int,
+             seconds: float) -> dict:
+    """One side in a process of its own (bench/ingest_side.py); its numbers."""
+    if side == "baseline":
+        engine = make_engine(database_url)
+        drop_unique_keys(engine)
+        engine.dispose()
+    command = [sys.executable, str(SIDE_RUNNER), side, "--database-url", database_url,
+               "--rest-url", fake.urls["BINANCE_REST_URL"],
+               "--ws-url", fake.urls["BINANCE_WS_URL"], "--symbols", str(symbols),
+               "--seconds", str(seconds)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True,
+                          timeout=seconds + 300)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def stream_case(admin: Engine, template: str, symbols: Sequence[str], rate: int | None,
+                *, seconds: float, pairs: int) -> list[dict]:
+    """Both sides, one after the other, each with a fresh fake and a fresh database; with
+    more than one pair, in the order ABBA..., so a busy spell of the machine falls on both."""
+    rows = []
+    for pair in range(pairs):
+        results = {}
+        for side in SIDES if pair % 2 == 0 else SIDES[::-1]:
+            with side_database(admin, f"ingest_{side}", template) as url, \
+                    fake_exchange(symbols, rate) as fake:
+                results[side] = run_side(side, url, fake, len(symbols), seconds)
+        baseline_cpu = results["baseline"]["CPU s/M frames"]
+        label = f" #{pair + 1}" if pairs > 1 else ""
+        rows += [_stream_row(results[side], baseline_cpu, label) for side in SIDES]
+    return rows
+
+
+def _stream_row(result: dict, baseline_cpu: float, label: str) -> dict:
+    ms = lambda v: "-" if v is None else f"{v:,.0f} ms"  # noqa: E731
+    return {"side": result["side"] + label,
+            "fake sent frames/s": f"{result['fake sent frames/s']:,.0f}",
+            "received frames/s": f"{result['received frames/s']:,.0f}",
+            "lag p50": ms(result["lag p50"]), "lag p99": ms(result["lag p99"]),
+            "newest/key p50": ms(result["newest lag p50"]),
+            "newest/key p99": ms(result["newest lag p99"]),
+            "CPU s/M frames": f"{result['CPU s/M frames']:.1f}",
+            "/ baseline": f"{result['CPU s/M frames'] / baseline_cpu:.2f}",
+            "server CPU s/M": f"{result['server CPU s/M frames']:.1f}",
+            "peak RSS MB": f"{result['peak RSS MB']:.0f}",
+            "rows lost": f"{result['rows lost']:,} of {result['rows expected']:,}",
+            "unread at end": f"{result['unread at the end']:,}",
+            "sessions": f"{result['sessions']}/{result['connections']}",
+            "fake CPU": f"{result['fake CPU %']:.0f} %",
+            "machine CPU": f"{result['machine CPU %']:.0f} %"}
+
+
+def aims_met(rows: list[dict], symbols: int, rate: int | None) -> str:
+    """The issue's aims for this case, each met or missed."""
+    number = lambda text: float(text.split()[0].replace(",", ""))  # noqa: E731
+    ours = [row for row in rows if row["side"].startswith("p2pdash")]
+    ratio = max(float(row["/ baseline"]) for row in ours)
+    verdicts = [f"CPU {ratio:.2f}x baseline (aim <= {CPU_AIM}x): "
+                f"{'met' if ratio <= CPU_AIM else 'MISSED'}"]
+    lost = max(int(number(row["rows lost"])) for row in ours)
+    verdicts.append(f"rows lost {lost}: {'met' if lost == 0 else 'MISSED'}")
+    aim = AIMS.get((symbols, rate))
+    if aim is not None:
+        p99 = max(number(row["lag p99"]) if row["lag p99"] != "-" else float("inf")
+                  for row in ours)
+        verdicts.append(f"lag p99 {p99:,.0f} ms (aim < {aim:,.0f} ms): "
+                        f"{'met' if p99 < aim else 'MISSED'}")
+    return "aims (p2pdash, worst of its rows): " + "; ".join(verdicts)
+
+
+def stream_benchmark(url: str, symbols: Sequence[str], rates: Sequence[int | None],
+                     seconds: float, pairs: int = 1) -> None:
+    """Print one table per rate: p2pdash and the baseline against the same fake."""
+    template = make_url(url).database
+    admin = make_engine(make_url(url).set(database="postgres")).execution_options(
+        isolation_level="AUTOCOMMIT")  # a template may have no other connections
+    for rate in rates:
+        rows = stream_case(admin, template, symbols, rate, seconds=seconds, pairs=pairs)
+        sends = f"{rate:,} frames/s" if rate else "flat out"
+        print_table(f"stream: {len(symbols)} symbols, the fake sends {sends}, "
+                    f"{seconds:g} s window", rows)
+        print(aims_met(rows, len(symbols), rate), flush=True)
+    admin.dispose()
 
 
 class FrameCounter(threading.Thread):
@@ -405,6 +360,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--symbols", type=_symbol_count, default=50)
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the write table")
+    parser.add_argument("--pairs", type=int, default=1,
+                        help="baseline + p2pdash runs per stream case (ABBA order)")
     parser.add_argument("--rate", type=_rate, nargs="+", default=[1_000, 10_000, None],
                         help='frames/s the fake sends in the stream table, or "max"')
     parser.add_argument("--sections", nargs="+", default=["parse", "write", "stream", "fake"],
@@ -414,24 +372,21 @@ def _arguments() -> argparse.Namespace:
 
 def main() -> None:
     args = _arguments()
-    symbols = [f"SYM{n:04d}USDT" for n in range(args.symbols)]
+    symbols = symbol_names(args.symbols)
     if "parse" in args.sections:
         print_table("parse", parse_benchmark(symbols))
     if "write" in args.sections or "stream" in args.sections:
         with temporary_database() as url:
-            engine = make_engine(url)
             if "write" in args.sections:
-                print_table("write (rows/s, 5000-row transactions)",
-                            write_benchmark(engine, args.rows, symbols))
+                print_table(f"write (rows/s, {BATCH}-row transactions, {len(symbols)} book "
+                            f"ticker symbols, median of {args.rounds} rounds)",
+                            write_table(url, args.rows, len(symbols), args.rounds,
+                                        WRITE_WAYS))
             if "stream" in args.sections:
-                print_table(f"stream ({len(symbols)} symbols, default writer settings)",
-                            [stream_benchmark(engine, symbols, rate, args.seconds)
-                             for rate in args.rate])
-            engine.dispose()
+                stream_benchmark(url, symbols, args.rate, args.seconds, args.pairs)
     if "fake" in args.sections:
         print_table("fake alone (flat out, to clients that only count frames)",
                     [fake_benchmark(symbols, args.seconds)])
-
 
 if __name__ == "__main__":
     main()
