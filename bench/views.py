@@ -14,7 +14,8 @@
 3. Load over HTTP (bench/views_load.py): gunicorn on loopback with Redis as the cache; N
    clients, each a real user who signs in through the login form, then refreshes one page
    every 5 s as the browser does (its callbacks with the live tick, the CSRF header, and the
-   charts' marks sent back). Bounded by --clients and --seconds. Prints p50/p95/p99.
+   charts' marks sent back). Bounded by --clients and --seconds. Prints p50/p95/p99 and
+   CPU. Alone, at 200 clients and the compose web configuration: bench/views_load.py.
 
 --long-ranges runs bench/rollups.py at its defaults instead (a scratch cluster of its own):
 a year of 1d and a month of 1h candles of 10 symbols, and a month of the Spread page's hourly
@@ -192,12 +193,18 @@ def main(argv: list[str] | None = None) -> None:
         postgres.stop()  # a cluster that was already running is left as it was
 
 
+def dataset_for(*, small: bool, scale: float) -> views_data.Dataset:
+    """The tiny dataset that checks the benchmark runs, or the issue's at `scale`."""
+    if small:
+        return views_data.Dataset(symbols=3, candle_days=3, markets=12, p2p_days=1, adverts=5,
+                                  ticker_hours=2)
+    return views_data.Dataset.scaled(scale)
+
+
 def measure(args: argparse.Namespace, postgres: EmbeddedPostgres) -> None:
     """Generate or reuse the dataset, time the callbacks, then run the HTTP load."""
     logging.basicConfig(level=logging.WARNING)
-    dataset = (views_data.Dataset(symbols=3, candle_days=3, markets=12, p2p_days=1, adverts=5,
-                                  ticker_hours=2)
-               if args.small else views_data.Dataset.scaled(args.scale))
+    dataset = dataset_for(small=args.small, scale=args.scale)
     views_pages.use(dataset)
     data_dir = Path(args.data_dir).absolute()
     url = cluster_url(postgres)
@@ -220,10 +227,8 @@ def measure(args: argparse.Namespace, postgres: EmbeddedPostgres) -> None:
         load = views_load.run(env, server.extensions["dash"].callback_map,
                               clients=args.clients, seconds=args.seconds,
                               workers=args.workers, period=args.period, password=PASSWORD,
-                              say=say)
-        print_table(f"{args.clients} clients refreshing every {args.period:g} s over HTTP "
-                    f"for {args.seconds} s (ms)", load,
-                    ["page", "requests", "errors", "p50", "p95", "p99"])
+                              say=say, database_pid=views_load.postmaster_pid(postgres.data))
+        views_load.report(load, clients=args.clients, seconds=args.seconds, period=args.period)
 
 
 GENERATORS: dict[str, Callable] = {"spot": views_data.generate_spot,

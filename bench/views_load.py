@@ -1,10 +1,30 @@
 """HTTP load for the views benchmark: gunicorn + Redis on loopback, clients that sign in and
-refresh a page every few seconds the way the browser does, bounded in count and time."""
+refresh a page every few seconds the way the browser does, bounded in count and time.
+
+    .venv/bin/python bench/views_load.py [--clients 200] [--seconds 60] [--period 5]
+                                         [--workers 4] [--threads 8] [--data-dir DIR]
+                                         [--small] [--scale 1]
+
+The server runs as deploy/entrypoint.sh runs the `web` role (gunicorn's gthread workers
+with app.gunicorn_conf's hooks, Prometheus multiprocess mode, an access log, Redis as the
+cache); the defaults are compose's WEB_CONCURRENCY=4 workers of P2PDASH_THREADS=8 threads,
+the only web configuration the README gives for a host of any size. Every client signs in
+through the login form first; the clock, the latencies and the CPU figures start once all
+have, so logins (password hashing) are reported apart. Run alone it reuses bench/views.py's
+cluster and dataset under --data-dir, generating it first when missing (~15 min at scale 1).
+
+CPU is CPU seconds over the measured wall time, in % of one core (this host has 2): the
+gunicorn master and workers, the PostgreSQL cluster, Redis, this client process (the
+clients are Python threads on the same cores, so their cost and their GIL are part of
+every latency), and the whole machine, which other jobs may share.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -15,8 +35,11 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis
 import requests
@@ -29,6 +52,12 @@ ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 TIMEOUT = 30
 SIGN_IN_ATTEMPTS = 3
+# Screens sign in a few at a time, not all in one instant: each login hashes a password
+# (argon2id, 64 MiB), and 200 at once would time out behind each other.
+SIGN_INS_AT_ONCE = 8
+# deploy/compose.yaml's WEB_CONCURRENCY and P2PDASH_THREADS defaults.
+WORKERS, THREADS = 4, 8
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def csrf_token(page: str) -> str:
@@ -40,8 +69,8 @@ def csrf_token(page: str) -> str:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """A private Redis on a free loopback port."""
+def redis_server() -> Iterator[tuple[str, int]]:
+    """A private Redis on a free loopback port: its URL and pid."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is missing: run scripts/bootstrap.sh")
@@ -52,7 +81,7 @@ def redis_server() -> Iterator[str]:
     url = f"redis://{LOOPBACK}:{port}/0"
     try:
         _wait(lambda: redis.Redis.from_url(url).ping(), "redis")
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -73,23 +102,89 @@ def _wait(probe: Callable[[], Any], what: str, seconds: float = 60) -> None:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int) -> Iterator[str]:
-    """The app under gunicorn on a free loopback port; yields its base URL."""
-    port = free_port()
-    # As app/server.py serves (timeout 120 s), and connections kept open longer than a
-    # refresh period, as a browser or a proxy keeps them: gunicorn's 2 s default closes
-    # them between refreshes and a POST racing the close is reset.
-    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "--threads", "8",
-               "-b", f"{LOOPBACK}:{port}", "--log-level", "warning", "--timeout", "120",
-               "--keep-alive", "30", "wsgi:server"]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[tuple[str, int]]:
+    """The app under gunicorn as deploy/entrypoint.sh serves it; yields its URL and pid."""
+    port, metrics = free_port(), tempfile.mkdtemp(prefix="p2pdash-bench-metrics-")
+    # Connections are kept open longer than a refresh period, as a browser or a proxy keeps
+    # them: gunicorn's 2 s default closes them between refreshes and a POST racing the close
+    # is reset. The access log is written, as in production, and thrown away.
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf",
+               "--worker-class", "gthread", "-w", str(workers), "--threads", str(threads),
+               "--worker-tmp-dir", "/dev/shm", "-b", f"{LOOPBACK}:{port}",
+               "--timeout", "120", "--graceful-timeout", "20", "--keep-alive", "30",
+               "--log-level", "warning", "--access-logfile", "-", "wsgi:server"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               env={**os.environ, **env, "PROMETHEUS_MULTIPROC_DIR": metrics})
     base = f"http://{LOOPBACK}:{port}"
     try:
         _wait(lambda: requests.get(f"{base}/login", timeout=2).ok, "gunicorn")
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
+        shutil.rmtree(metrics, ignore_errors=True)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its descendants, with its reaped children (/proc)."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                text = (entry / "stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            fields = text[text.rindex(")") + 2:].split()
+            stats[int(entry.name)] = (int(fields[1]), fields)
+    children = defaultdict(list)
+    for child, (parent, _) in stats.items():
+        children[parent].append(child)
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        if current in stats:
+            fields = stats[current][1]
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            pending += children[current]
+    if pid in stats:
+        total += int(stats[pid][1][13]) + int(stats[pid][1][14])  # cutime, cstime
+    return total / CLOCK_TICKS
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent on anything but idle and iowait since boot (/proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process (the clients)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU of the server's processes, the clients and the machine over one window."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.probes: dict[str, Callable[[], float]] = {
+            **{name: (lambda pid=pid: tree_cpu_seconds(pid)) for name, pid in pids.items()},
+            "clients (this process)": own_cpu_seconds,
+            f"machine ({os.cpu_count()} cores, all jobs)": machine_busy_seconds}
+        self.started, self.wall = time.monotonic(), 0.0
+        self.at_start = {name: probe() for name, probe in self.probes.items()}
+        self.used: dict[str, float] = {}
+
+    def stop(self) -> None:
+        """Close the window."""
+        self.wall = time.monotonic() - self.started
+        self.used = {name: probe() - self.at_start[name] for name, probe in self.probes.items()}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """CPU seconds and % of one core per process."""
+        return [{"process": name, "cpu_s": seconds, "pct_of_1_core": 100 * seconds / self.wall}
+                for name, seconds in self.used.items()]
 
 
 class Client(threading.Thread):
@@ -100,11 +195,12 @@ class Client(threading.Thread):
         super().__init__(name=f"client-{username}", daemon=True)
         self.base, self.username, self.password = base, username, password
         self.page, self.index, self.options = page, index, options
-        self.latencies: list[float] = []
-        self.errors = 0
+        self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.errors: dict[str, int] = defaultdict(int)
         self.session = requests.Session()
         self.marks: dict[str, Any] = {}
         self.failure = ""
+        self.signed_in = threading.Event()  # set once signing in succeeded or gave up
 
     def sign_in(self) -> dict[str, str]:
         """The real login form, then a page load for the CSRF cookie."""
@@ -117,17 +213,23 @@ class Client(threading.Thread):
         self.session.get(f"{self.base}/", timeout=TIMEOUT)
         return {"X-CSRFToken": self.session.cookies["_csrf_token"]}
 
-    def run(self) -> None:
+    def _signed_in_headers(self) -> dict[str, str] | None:
         for attempt in range(SIGN_IN_ATTEMPTS):
             try:
-                headers = self.sign_in()
-                break
+                with self.options["sign_ins"]:
+                    return self.sign_in()
             except (requests.RequestException, RuntimeError) as error:
-                self.errors += 1
+                self.errors["sign-in"] += 1
                 self.failure = f"{type(error).__name__}: {error}"
                 time.sleep(1 + attempt)
-        else:
-            return  # counted in errors; the summary says why
+        return None  # counted in errors; the summary says why
+
+    def run(self) -> None:
+        headers = self._signed_in_headers()
+        self.signed_in.set()
+        if headers is None:
+            return
+        self.options["go"].wait()
         period, stop_at = self.options["period"], self.options["stop_at"]
         time.sleep(self.index % 10 * period / 10)  # screens do not refresh in step
         tick = 0
@@ -151,45 +253,85 @@ class Client(threading.Thread):
             ok = response.status_code in (200, 204)
         except requests.RequestException:
             ok, response = False, None
-        self.latencies.append((time.perf_counter() - started) * 1000)
+        self.latencies[call.label].append((time.perf_counter() - started) * 1000)
         if not ok:
-            self.errors += 1
+            self.errors[call.label] += 1
         elif call.marks and response is not None and response.status_code == 200:
             self.marks[call.label] = response.json()["response"].get(call.marks, {}).get("data")
 
 
+@dataclass
+class LoadResult:
+    """Latencies per page and per callback, and CPU, of one load run."""
+
+    pages: list[dict[str, Any]]
+    callbacks: list[dict[str, Any]]
+    cpu: list[dict[str, Any]]
+    sign_in_seconds: float
+    wall_seconds: float
+    failures: list[str] = field(default_factory=list)
+
+
 def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seconds: int,
-        workers: int, period: float, password: str,
-        say: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Serve with gunicorn and Redis, run the clients, return latency rows per page."""
-    with redis_server() as redis_url, gunicorn({**env, "REDIS_URL": redis_url}, workers) as base:
+        workers: int, period: float, password: str, say: Callable[[str], None],
+        threads: int = THREADS, database_pid: int | None = None) -> LoadResult:
+    """Serve with gunicorn and Redis, sign the clients in, then measure their refreshes."""
+    with redis_server() as (redis_url, redis_pid), \
+            gunicorn({**env, "REDIS_URL": redis_url}, workers, threads) as (base, server_pid):
         pages = list(PAGES)
-        options = {"period": period, "stop_at": time.monotonic() + seconds + period,
-                   "callback_map": callback_map}
+        options = {"period": period, "callback_map": callback_map, "go": threading.Event(),
+                   "sign_ins": threading.Semaphore(SIGN_INS_AT_ONCE)}
         screens = [Client(base, f"bench-{n + 1:02d}", password, page=pages[n % len(pages)],
                           index=n, options=options) for n in range(clients)]
-        say(f"{clients} clients signing in and refreshing for {seconds} s ...")
+        say(f"{clients} clients signing in ...")
+        started = time.monotonic()
         for screen in screens:
             screen.start()
         for screen in screens:
-            screen.join(timeout=seconds + 120)
-    return _summary(screens)
+            screen.signed_in.wait(timeout=SIGN_IN_ATTEMPTS * (TIMEOUT + 3))
+        sign_in_seconds = time.monotonic() - started
+        say(f"signed in in {sign_in_seconds:.0f} s; refreshing every {period:g} s "
+            f"for {seconds} s ...")
+        pids = {f"gunicorn ({workers} workers x {threads} threads)": server_pid,
+                "redis": redis_pid}
+        if database_pid:
+            pids["postgresql"] = database_pid
+        meter = CpuMeter(pids)
+        options["stop_at"] = time.monotonic() + seconds
+        options["go"].set()
+        for screen in screens:
+            screen.join(timeout=seconds + 2 * TIMEOUT)
+        meter.stop()
+    return LoadResult(*_summary(screens), meter.rows(), sign_in_seconds, meter.wall,
+                      sorted({screen.failure for screen in screens if screen.failure}))
 
 
-def _summary(screens: list[Client]) -> list[dict[str, Any]]:
+def _summary(screens: list[Client]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     by_page: dict[str, list[float]] = defaultdict(list)
-    errors: dict[str, int] = defaultdict(int)
+    by_call: dict[tuple[str, str], list[float]] = defaultdict(list)
+    page_errors: dict[str, int] = defaultdict(int)
+    call_errors: dict[tuple[str, str], int] = defaultdict(int)
     for screen in screens:
-        by_page[screen.page] += screen.latencies
-        errors[screen.page] += screen.errors
-    for failure in sorted({screen.failure for screen in screens if screen.failure}):
-        print(f"sign-in failed: {failure}")
+        for label, samples in screen.latencies.items():
+            by_page[screen.page] += samples
+            by_call[screen.page, label] += samples
+        for label, count in screen.errors.items():
+            page_errors[screen.page] += count
+            call_errors[screen.page, label] += count
     by_page["all"] = [latency for page in PAGES for latency in by_page[page]]
-    errors["all"] = sum(errors.values())
-    return [{"page": page, "requests": len(samples), "errors": errors[page],
-             "p50": statistics.median(samples) if samples else 0.0,
-             "p95": _quantile(samples, .95), "p99": _quantile(samples, .99)}
-            for page, samples in by_page.items() if samples or errors[page]]
+    page_errors["all"] = sum(page_errors.values())
+    pages = [{"page": page, **_stats(by_page[page], page_errors[page])}
+             for page in [*PAGES, "all"] if by_page[page] or page_errors[page]]
+    calls = [{"page": page, "callback": label, **_stats(by_call[page, label],
+                                                        call_errors[page, label])}
+             for page, label in sorted({*by_call, *call_errors})]
+    return pages, calls
+
+
+def _stats(samples: list[float], errors: int) -> dict[str, Any]:
+    return {"requests": len(samples), "errors": errors,
+            "p50": statistics.median(samples) if samples else 0.0,
+            "p95": _quantile(samples, .95), "p99": _quantile(samples, .99)}
 
 
 def _quantile(samples: list[float], share: float) -> float:
@@ -197,3 +339,85 @@ def _quantile(samples: list[float], share: float) -> float:
         return 0.0
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def report(result: LoadResult, *, clients: int, seconds: int, period: float) -> None:
+    """Print the load's tables."""
+    from bench.views import print_table  # bench.views imports this module
+
+    for failure in result.failures:
+        print(f"sign-in failed: {failure}")
+    requests_per_second = result.pages[-1]["requests"] / result.wall_seconds
+    print(f"\n{clients} clients signed in in {result.sign_in_seconds:.0f} s; measured "
+          f"{result.wall_seconds:.0f} s, {requests_per_second:.0f} requests/s "
+          f"(clients and server share this machine's {os.cpu_count()} cores)")
+    print_table(f"{clients} clients refreshing every {period:g} s over HTTP for {seconds} s "
+                "(ms)", result.pages, ["page", "requests", "errors", "p50", "p95", "p99"])
+    print_table("per callback (ms)", result.callbacks,
+                ["page", "callback", "requests", "errors", "p50", "p95", "p99"])
+    print_table("CPU over the measured window (% of one core)", result.cpu,
+                ["process", "cpu_s", "pct_of_1_core"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the load alone on bench/views.py's cluster and dataset."""
+    import logging
+
+    from app import create_app
+    from app.config import load_settings
+    from bench import views, views_data, views_pages
+    from db.engine import make_engine
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    postgres = views.cluster(Path(args.data_dir).absolute())
+    try:
+        dataset = views.dataset_for(small=args.small, scale=args.scale)
+        views_pages.use(dataset)
+        url = views.cluster_url(postgres)
+        engine = make_engine(url)
+        views_data.ensure(engine, dataset, views.say, views.GENERATORS)
+        engine.dispose()
+        env = views.bench_settings(url, Path(args.data_dir).absolute(), dataset)
+        settings = load_settings(environ=env, env_file=None)
+        views.ensure_users(settings, max(args.clients, 1))
+        app = create_app(settings)  # for the callback map the clients post to
+        app.extensions["p2pdash"].engine.dispose()
+        result = run(env, app.extensions["dash"].callback_map, clients=args.clients,
+                     seconds=args.seconds, workers=args.workers, threads=args.threads,
+                     period=args.period, password=views.PASSWORD, say=views.say,
+                     database_pid=postmaster_pid(postgres.data))
+        report(result, clients=args.clients, seconds=args.seconds, period=args.period)
+    finally:
+        postgres.stop()  # a cluster that was already running is left as it was
+
+
+def postmaster_pid(data: Path) -> int | None:
+    """The pid of the cluster's postmaster, from its data directory."""
+    try:
+        return int((data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=200, help="signed-in clients")
+    parser.add_argument("--seconds", type=int, default=60, help="length of the measured load")
+    parser.add_argument("--period", type=float, default=5.0, help="refresh period (s)")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help=f"gunicorn workers (default {WORKERS}, compose's WEB_CONCURRENCY)")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help=f"threads per worker (default {THREADS}, P2PDASH_THREADS)")
+    parser.add_argument("--data-dir", default=str(Path(tempfile.gettempdir())
+                                                  / "p2pdash-bench-views"),
+                        help="bench/views.py's cluster and dataset (generated when missing)")
+    parser.add_argument("--small", action="store_true",
+                        help="a tiny dataset, to check the benchmark itself runs")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="time spans of the dataset, 1 = the issue's (default)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main()
