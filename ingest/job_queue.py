@@ -32,6 +32,7 @@ from ingest.writer import DATABASE_ERRORS
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 5
+STOP_SECONDS = 10.0  # a stopping leader waits this long for a job to reach its next page
 LEASE_SECONDS = 30  # no poll for this long: this process no longer leads
 STALE_SECONDS = 180  # a running job's heartbeat older than this: its leader is gone
 LEAVING = "leaving"
@@ -170,4 +171,5 @@ class JobQueue:
 def job_queue_jobs(settings: Settings, engine: Engine) -> list[JobSpec]:
     """Poll the job queue every POLL_SECONDS, first as soon as leading starts."""
     queue = JobQueue(settings, engine)
-    return [JobSpec("job_queue", queue.poll, POLL_SECONDS, run_now=True)]
+    return [JobSpec("job_queue", queue.poll, POLL_SECONDS, run_now=True,
+                    on_stop=lambda: queue.stop(timeout=STOP_SECONDS))]

@@ -23,6 +23,9 @@ class JobSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
     run_now: bool = False
+    # Called when the feeds stop, before they wait for running jobs: work that outlives
+    # one call of `func` (a backfill's thread) ends at its next safe point.
+    on_stop: Callable[[], None] | None = None
 
     def add_job_kwargs(self) -> dict[str, Any]:
         """The arguments of APScheduler 3's add_job for this job."""

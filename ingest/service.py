@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -65,6 +65,7 @@ def repair_spot_gaps(settings: Settings, engine: Engine) -> None:
             return
 
 
+JOBS_STOP_SECONDS = 15.0
 DEFAULT_JOB_FACTORIES: tuple[JobFactory, ...] = (spot_jobs, p2p_jobs, retention_jobs,
                                                  rollup_jobs, job_queue_jobs)
 
@@ -90,9 +91,12 @@ class _Feeds:
         self.alerts = _alerts(settings, engine)
         self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
+        self.on_stop: list[Callable[[], None]] = []
         for factory in job_factories:
             for job in factory(settings, engine):
                 self.scheduler.add_job(**job.add_job_kwargs())
+                if job.on_stop is not None:
+                    self.on_stop.append(job.on_stop)
 
     def start(self) -> None:
         self.writer.start()
@@ -103,12 +107,26 @@ class _Feeds:
             self.alerts.start()
 
     def stop(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        for stop in self.on_stop:
+            stop()
+        self._stop_scheduler()
         if self.alerts is not None:
             self.alerts.stop()
         self.stream.stop()
         self.repairer.stop()
         self.writer.stop()
+
+
+    def _stop_scheduler(self) -> None:
+        """Start no more jobs and let the running ones end (a P2P poll storing its
+        snapshot), for at most JOBS_STOP_SECONDS: the database may go right after."""
+        waiter = threading.Thread(target=self.scheduler.shutdown, name="scheduler-stop",
+                                  daemon=True)
+        waiter.start()
+        waiter.join(JOBS_STOP_SECONDS)
+        if waiter.is_alive():
+            log.warning("scheduled jobs still running after %.0f s: stopping without them",
+                        JOBS_STOP_SECONDS)
 
 
 class IngestService:

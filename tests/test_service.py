@@ -67,6 +67,30 @@ def test_the_leader_streams_repairs_runs_jobs_and_stops_cleanly(settings, fake):
     assert fake.binance.open_connections == 0
 
 
+def test_stopping_lets_a_running_job_finish_before_the_database_may_go(settings):
+    """A P2P poll mid-store when SIGTERM comes stores its snapshot: stop() returns only
+    after the running job ends, and tells long work (a backfill) to stop first."""
+    started, finished, told = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_store():
+        if started.is_set():
+            return
+        started.set()
+        threading.Event().wait(1.0)  # a store that takes a while
+        finished.set()
+
+    def slow_jobs(settings_, engine_):
+        return [JobSpec("slow", slow_store, seconds=60, run_now=True, on_stop=told.set)]
+
+    service = IngestService(settings, job_factories=[slow_jobs]).start()
+    try:
+        assert started.wait(10), "the job never ran"
+    finally:
+        service.stop()
+    assert told.is_set(), "on_stop was not called"
+    assert finished.is_set(), "stop() returned while the job still ran"
+
+
 def test_only_the_leader_ingests_and_a_follower_takes_over(settings, fake):
     first = IngestService(settings).start()
     second = IngestService(settings).start()
