@@ -15,8 +15,9 @@ history from the snapshots alone), then "rollups" once they are built as the lea
 month at 1h (db/views.py p2p_history, uncached). Last, the snapshots older than a day are
 cut by retention and the P2P history is timed again, now drawn from the hourly aggregates
 only. p50 and p95 are over all calls of all symbols or markets; "rows read" is what
-PostgreSQL's own statistics counted for the tables involved (tuples fetched by index and
-read by scans), for one call on average.
+PostgreSQL's own statistics counted for the tables involved (tuples read by sequential
+scans plus index entries read by index scans, index-only ones included), for one call on
+average.
 """
 
 from __future__ import annotations
@@ -79,25 +80,29 @@ def symbol_names(count: int) -> list[str]:
     return names + [f"BENCH{n}USDT" for n in range(count - len(names))]
 
 
+READ_SQL = """
+SELECT t.schemaname, t.relname, coalesce(t.seq_tup_read, 0) + coalesce(
+           (SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i WHERE i.relid = t.relid), 0)
+FROM pg_stat_user_tables t
+"""
+
+
 def rows_read(engine: Engine) -> dict[str, int]:
-    """Tuples read so far per table, by index fetches and sequential scans. A backend
+    """Tuples read so far per table: by sequential scans, and as index entries by index
+    scans (idx_tup_fetch would miss index-only scans, which fetch no heap tuple). A backend
     reports its counts when it has been idle for a second: wait for the pool's to."""
     time.sleep(1.5)
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_stat_force_next_flush()"))
         found = connection.execute(text(
-            "SELECT relname, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) "
-            "FROM pg_stat_user_tables WHERE relname = ANY(:tables)"),
-            {"tables": list(TABLES)}).all()
-    # Hypertables count in their chunks (relname _hyper_...): add them to the parent.
-    with engine.connect() as connection:
+            f"SELECT relname, n FROM ({READ_SQL}) AS t (schemaname, relname, n) "
+            "WHERE relname = ANY(:tables)"), {"tables": list(TABLES)}).all()
+        # Hypertables count in their chunks (relname _hyper_...): add them to the parent.
         chunks = connection.execute(text(
-            "SELECT h.table_name, sum(coalesce(s.seq_tup_read, 0) + "
-            "       coalesce(s.idx_tup_fetch, 0)) "
-            "FROM _timescaledb_catalog.chunk c "
+            f"SELECT h.table_name, sum(s.n) FROM _timescaledb_catalog.chunk c "
             "JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id "
-            "JOIN pg_stat_user_tables s ON s.schemaname = c.schema_name "
-            "     AND s.relname = c.table_name "
+            f"JOIN ({READ_SQL}) AS s (schemaname, relname, n) "
+            "     ON s.schemaname = c.schema_name AND s.relname = c.table_name "
             "WHERE h.table_name = ANY(:tables) GROUP BY h.table_name"),
             {"tables": list(TABLES)}).all()
     counts = {name: int(count) for name, count in found}

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, Row, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.types import Text
+from sqlalchemy import Connection, Engine, text
 
 from db.intervals import INTERVALS, divides, from_ms, origin, parse_interval, to_ms
 from db.timescale import installed_version
@@ -48,11 +46,39 @@ _AGGREGATES = {
               "(array_agg(open ORDER BY open_time))[1]",
               "(array_agg(close ORDER BY open_time DESC))[1]", "max(close_time)"),
 }
+_OF_SOURCE = "exchange = :exchange AND symbol = :symbol AND interval = :source"
+_IN_RANGE = "open_time >= :start AND open_time < :end"
 
 
-def _aggregate_sql(flavour: str, table: str = "candles") -> str:
-    """Buckets of `width` from one stored interval of `table`; `stored` counts minutes for
-    rollups (which know how many 1m candles made them) and rows for raw candles."""
+def _in_span(n: int) -> str:
+    return f"open_time >= :start_{n} AND open_time < :end_{n}"
+
+
+def _spans_sql(spans: int) -> str:
+    """The raw candles of one source over spans [start_n, end_n), the holes the rollups
+    leave, as one relation: a range per branch, so each branch reads only its chunks
+    (constants a join of the spans would hide from TimescaleDB's chunk exclusion)."""
+    return " UNION ALL ".join(f"SELECT * FROM candles WHERE {_OF_SOURCE} AND {_in_span(n)}"
+                              for n in range(spans))
+
+
+def _sources_sql(spans: int) -> str:
+    """Which candidate intervals have raw candles in any of the spans."""
+    found = " OR ".join(f"EXISTS (SELECT 1 FROM candles WHERE exchange = :exchange "
+                        f"AND symbol = :symbol AND interval = source AND {_in_span(n)})"
+                        for n in range(spans))
+    return f"SELECT source FROM unnest(CAST(:candidates AS text[])) AS source WHERE {found}"
+
+
+# Every query below yields these columns, in this order (_candle reads them by index).
+_COLUMNS = ("open, high, low, close, volume, close_time, quote_volume, trades, "
+            "taker_base_volume, taker_quote_volume")
+
+
+def _aggregate_sql(flavour: str, table: str = "candles", spans: int = 1) -> str:
+    """Buckets of `width` from one stored interval of `table` (rollups over [start, end),
+    raw candles over `spans` spans); `stored` counts minutes for rollups (which know how
+    many 1m candles made them) and rows for raw candles."""
     bucket, first_open, last_close, last_close_time = _AGGREGATES[flavour]
     stored, closed = (("sum(minutes)", "true") if table == "candle_rollups"
                       else ("count(*)", "bool_and(is_closed)"))
@@ -63,17 +89,17 @@ def _aggregate_sql(flavour: str, table: str = "candles") -> str:
                sum(taker_base_volume) AS taker_base_volume,
                sum(taker_quote_volume) AS taker_quote_volume,
                {closed} AS all_closed, {stored} AS stored
-        FROM {table}
-        WHERE exchange = :exchange AND symbol = :symbol AND interval = :source
-          AND open_time >= :start AND open_time < :end
+        FROM {f"candle_rollups WHERE {_OF_SOURCE} AND {_IN_RANGE}"
+              if table == "candle_rollups" else f"({_spans_sql(spans)}) AS candles"}
         GROUP BY 1 ORDER BY 1"""
 
 
-_SOURCES = text("""
-    SELECT source FROM unnest(:candidates) AS source
-    WHERE EXISTS (SELECT 1 FROM candles WHERE exchange = :exchange AND symbol = :symbol
-                  AND interval = source AND open_time >= :start AND open_time < :end)
-""").bindparams(bindparam("candidates", type_=ARRAY(Text)))
+# A rollup of the asked interval is its candle: no aggregation needed.
+_ROLLUP_ROWS = text(f"""
+    SELECT open_time AS bucket, {_COLUMNS}, true AS all_closed, minutes AS stored
+    FROM candle_rollups
+    WHERE {_OF_SOURCE} AND {_IN_RANGE}
+    ORDER BY open_time""")
 
 
 def source_intervals(interval: str) -> list[str]:
@@ -100,46 +126,62 @@ def get_candles(bind: Engine | Connection, symbol: str, interval: str, start: da
     start, end = aligned_range(interval, start, end)
     where = {"exchange": exchange, "symbol": symbol, "start": start, "end": end}
     if isinstance(bind, Engine):
-        with bind.connect() as connection:
-            return _query(connection, where, interval, rollups)
-    return _query(bind, where, interval, rollups)
+        with bind.connect() as connection:  # our own transaction: rolled back on close
+            return _query(connection, where, interval, rollups, owned=True)
+    return _query(bind, where, interval, rollups, owned=False)
 
 
-def _query(connection: Connection, where: dict[str, object], interval: str,
-           rollups: bool) -> list[Candle]:
-    flavour = "timescale" if installed_version(connection) else "plain"
+def _flavour(connection: Connection) -> str:
+    """TimescaleDB or plain PostgreSQL, asked once per pooled connection."""
+    if "timescaledb" not in connection.info:  # the key db/p2p_query.py caches it under
+        connection.info["timescaledb"] = installed_version(connection) is not None
+    return "timescale" if connection.info["timescaledb"] else "plain"
+
+
+Best = dict[datetime, tuple[int, tuple]]  # bucket -> (milliseconds covered, row)
+
+
+def _query(connection: Connection, where: dict[str, object], interval: str, rollups: bool,
+           *, owned: bool) -> list[Candle]:
+    flavour = _flavour(connection)
     best = _from_rollups(connection, flavour, where, interval) if rollups else {}
-    for first, last in _uncovered(best, interval, where["start"], where["end"]):
-        best = _from_raw(connection, flavour, {**where, "start": first, "end": last},
-                         interval, best)
-    return [_candle(best[bucket][1], interval, best[bucket][0]) for bucket in sorted(best)]
+    spans = _uncovered(best, interval, where["start"], where["end"])
+    if spans:
+        best = _from_raw(connection, flavour, where, interval, best, spans=spans,
+                         owned=owned)
+    full = INTERVALS[interval]
+    return [_candle(best[bucket][1], best[bucket][0] == full) for bucket in sorted(best)]
 
 
 ROLLUP_INTERVALS = ("1d", "1h")  # kept in candle_rollups by db/rollups.py, coarsest first
-_ROLLUP_SOURCE = text("""
-    SELECT 1 FROM candle_rollups WHERE exchange = :exchange AND symbol = :symbol
-      AND interval = :source AND open_time >= :start AND open_time < :end LIMIT 1""")
 
 
 def _from_rollups(connection: Connection, flavour: str, where: dict[str, object],
-                  interval: str) -> dict[datetime, tuple[int, Row]]:
-    """Buckets built from the coarsest rollup that divides `interval` and has rows here."""
-    width = f"{INTERVALS[interval] // 1000} seconds"
+                  interval: str) -> Best:
+    """Buckets from the coarsest rollup that divides `interval` and has rows here: its
+    rows as they are when it is the asked interval, aggregated when coarser."""
     for source in ROLLUP_INTERVALS:
         if not divides(interval, source):
             continue
-        if connection.scalar(_ROLLUP_SOURCE, {**where, "source": source}) is None:
-            continue
-        rows = connection.execute(text(_aggregate_sql(flavour, "candle_rollups")), {
-            **where, "source": source, "width": width, "origin": origin(interval)}).all()
-        return {row.bucket: (row.stored * INTERVALS["1m"], row) for row in rows}
+        statement = _ROLLUP_ROWS if source == interval else text(
+            _aggregate_sql(flavour, "candle_rollups"))
+        rows = connection.execute(statement, {
+            **where, "source": source, "width": _width(interval),
+            "origin": origin(interval)}).all()
+        if rows:
+            return {row[0]: (row[STORED] * INTERVALS["1m"], tuple(row)) for row in rows}
     return {}
 
 
+def _width(interval: str) -> str:
+    return f"{INTERVALS[interval] // 1000} seconds"
+
+
 MAX_SPANS = 8  # more holes than this in the rollups: one raw query over all of them
+ALL_CLOSED, STORED = 11, 12  # positions in a query's row: bucket, the _COLUMNS, these
 
 
-def _uncovered(best: dict[datetime, tuple[int, Row]], interval: str, start: datetime,
+def _uncovered(best: Best, interval: str, start: datetime,
                end: datetime) -> list[tuple[datetime, datetime]]:
     """The runs of buckets in [start, end) that `best` does not hold whole and closed: as a
     rule the range's first bucket (data starting inside it) and its last (still open), so
@@ -152,7 +194,7 @@ def _uncovered(best: dict[datetime, tuple[int, Row]], interval: str, start: date
     bucket = start
     while bucket < end:
         found = best.get(bucket)
-        if found is None or found[0] != full or not found[1].all_closed:
+        if found is None or found[0] != full or not found[1][ALL_CLOSED]:
             if spans and spans[-1][1] == bucket:
                 spans[-1] = (spans[-1][0], bucket + length)
             else:
@@ -163,43 +205,54 @@ def _uncovered(best: dict[datetime, tuple[int, Row]], interval: str, start: date
     return [(first, min(last, end)) for first, last in spans]
 
 
+def _span_params(spans: list[tuple[datetime, datetime]]) -> dict[str, datetime]:
+    params = {}
+    for n, (first, last) in enumerate(spans):
+        params[f"start_{n}"], params[f"end_{n}"] = first, last
+    return params
+
+
 def _from_raw(connection: Connection, flavour: str, where: dict[str, object], interval: str,
-              best: dict[datetime, tuple[int, Row]]) -> dict[datetime, tuple[int, Row]]:
-    """Add buckets from raw candles, which win over a rollup that covers no more."""
-    sources = list(connection.scalars(_SOURCES, {**where,
-                                                 "candidates": source_intervals(interval)}))
-    sql = text(_aggregate_sql(flavour))
-    width = f"{INTERVALS[interval] // 1000} seconds"
-    rolled = dict(best)
-    best = {}
-    if flavour == "timescale":
-        # TimescaleDB's ordered chunk scan already yields rows in bucket order, but the
-        # planner cannot count the buckets and sorts every stored row instead: a month of
-        # 1m at 30m took ~120 ms that way, ~55 ms streamed (bench/views.py).
+              rolled: Best, *, spans: list[tuple[datetime, datetime]], owned: bool) -> Best:
+    """Add buckets from raw candles over `spans`, which win over a rollup that covers no
+    more."""
+    where = {**where, **_span_params(spans)}
+    sources = list(connection.scalars(text(_sources_sql(len(spans))), {
+        **where, "candidates": source_intervals(interval)}))
+    if not sources:
+        return rolled
+    sql = text(_aggregate_sql(flavour, spans=len(spans)))
+    # TimescaleDB's ordered chunk scan of one range already yields rows in bucket order,
+    # but the planner cannot count the buckets and sorts every stored row instead: a month
+    # of 1m at 30m took ~120 ms that way, ~55 ms streamed (bench/views.py). Several spans
+    # (the edges of a rolled-up range: few rows) need their sort: with sorting "off" its
+    # penalty cost would set JIT compiling them (~370 ms). In our own transaction the
+    # setting ends with it; in a caller's it is reset after.
+    streamed = flavour == "timescale" and len(spans) == 1
+    if streamed:
         connection.execute(text("SET LOCAL enable_sort = off"))
     try:
+        best: Best = {}
         for source in sorted(sources, key=INTERVALS.__getitem__):  # finest first: wins ties
-            rows = connection.execute(sql, {**where, "source": source, "width": width,
-                                            "origin": origin(interval)}).all()
-            for row in rows:
-                coverage = row.stored * INTERVALS[source]
-                if row.bucket not in best or coverage > best[row.bucket][0]:
-                    best[row.bucket] = (coverage, row)
+            for row in connection.execute(sql, {**where, "source": source,
+                                                "width": _width(interval),
+                                                "origin": origin(interval)}):
+                coverage = row[STORED] * INTERVALS[source]
+                if row[0] not in best or coverage > best[row[0]][0]:
+                    best[row[0]] = (coverage, tuple(row))
     finally:
-        if flavour == "timescale":
+        if streamed and not owned:
             connection.execute(text("RESET enable_sort"))
+    merged = dict(rolled)
     for bucket, (coverage, row) in best.items():
-        if bucket not in rolled or coverage >= rolled[bucket][0]:
-            rolled[bucket] = (coverage, row)
-    return rolled
+        if bucket not in merged or coverage >= merged[bucket][0]:
+            merged[bucket] = (coverage, row)
+    return merged
 
 
-def _candle(row: Row, interval: str, coverage: int) -> Candle:
+def _candle(row: tuple, complete: bool) -> Candle:
     """A candle is closed when every stored part is closed and the parts fill the bucket."""
-    complete = coverage == INTERVALS[interval]
-    return Candle(open_time=row.bucket, open=row.open, high=row.high, low=row.low,
-                  close=row.close, volume=row.volume, close_time=row.close_time,
-                  quote_volume=row.quote_volume, trades=int(row.trades),
-                  taker_base_volume=row.taker_base_volume,
-                  taker_quote_volume=row.taker_quote_volume,
-                  is_closed=bool(row.all_closed) and complete)
+    (bucket, open_, high, low, close, volume, close_time, quote_volume, trades, taker_base,
+     taker_quote, all_closed, _stored) = row
+    return Candle(bucket, open_, high, low, close, volume, close_time, quote_volume,
+                  int(trades), taker_base, taker_quote, bool(all_closed) and complete)
