@@ -7,10 +7,12 @@ come from the snapshot's stored aggregates. Filters need the offers: for narrow 
 (about one snapshot each) one range scan is cheapest, for wide ones a probe per chosen
 snapshot (measured in bench/p2p.py).
 
-Where the snapshots have been cut (RETENTION_P2P_SNAPSHOTS_DAYS), unfiltered history of
-whole-hour buckets reads the hourly aggregates instead (db/p2p_rollups.py): each hour's row
-carries its last snapshot, so the last one of a wider bucket is the latest of its hours,
-the same answer the snapshots gave. A bucket both can answer takes the later snapshot.
+Buckets of whole hours read the hourly aggregates (db/p2p_rollups.py) wherever they answer
+exactly: each hour's row carries its last snapshot, so the last one of a wider bucket is the
+latest of its hours, and the rows outlive the snapshots (RETENTION_P2P_SNAPSHOTS_DAYS). Only
+the buckets the aggregates may not hold are probed: one that starts mid-hour, the hours the
+leader still recomputes (a late snapshot may not be in yet), and those not rolled up. Where
+both answer a bucket, the later snapshot wins.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from db.p2p_query import (
     stat_columns,
     uses_timescaledb,
 )
+from db.p2p_rollups import RECOMPUTED, floor_hour
 from db.schema import p2p_offers
 
 MAX_BUCKETS = 5000
@@ -57,28 +60,40 @@ CROSS JOIN LATERAL (
       AND captured_at < least(b.bucket + CAST(:width AS interval), CAST(:end AS timestamptz))
     ORDER BY captured_at DESC LIMIT 1) AS l
 """.replace("{markets}", MARKETS_SQL)
+# Only the buckets overlapping [start, head) or [tail, end) (see _probed_edges).
+PICK_EDGES_SQL = PICK_SQL + """
+WHERE greatest(b.bucket, CAST(:start AS timestamptz)) < CAST(:head AS timestamptz)
+   OR least(b.bucket + CAST(:width AS interval), CAST(:end AS timestamptz))
+      > CAST(:tail AS timestamptz)
+"""
 TIMESCALE_FIRST = "time_bucket(CAST(:width AS interval), CAST(:start AS timestamptz))"
 # time_bucket's default origin is Monday 2000-01-03: date_bin from it gives the same buckets.
 PLAIN_FIRST = ("date_bin(CAST(:width AS interval), CAST(:start AS timestamptz), "
                "TIMESTAMPTZ '2000-01-03 00:00:00+00')")
 Picks = dict[tuple[str, datetime], SideStats]
 HOUR = timedelta(hours=1)
-# Whole hours of the range from before each market's oldest complete snapshot (the hour
-# holding it too: retention may have cut part of it).
+# The whole hours of the range. Those before :tail are final; later ones may still miss a
+# late snapshot, which the probes of their buckets find (the later snapshot wins).
 ROLLUP_SQL = """
 SELECT m.exchange, m.asset, m.fiat, s.side, {bucket} AS bucket, h.last_at, h.last_price,
        h.last_liquidity, h.last_offers
 FROM {markets}
 CROSS JOIN (VALUES ('ask'), ('bid')) AS s (side)
-CROSS JOIN LATERAL (
-    SELECT min(captured_at) AS oldest FROM p2p_snapshots
-    WHERE exchange = m.exchange AND asset = m.asset AND fiat = m.fiat AND side = s.side
-      AND complete) AS o
 JOIN p2p_hourly h ON h.exchange = m.exchange AND h.asset = m.asset AND h.fiat = m.fiat
                  AND h.side = s.side
 WHERE h.bucket >= CAST(:start AS timestamptz)
   AND h.bucket + interval '1 hour' <= CAST(:end AS timestamptz)
-  AND (o.oldest IS NULL OR h.bucket <= o.oldest)
+""".replace("{markets}", MARKETS_SQL)
+# The end of what is rolled up, read from the markets' own rows (an index probe each; the
+# global max(bucket) would read the whole table). A market's may lag the global end (no
+# recent snapshots), which only probes more buckets; a market without rows is left out:
+# every market's hours are rolled up together, so it had no snapshots there.
+ROLLED_SQL = """
+SELECT min(r.rolled) FROM {markets}
+CROSS JOIN (VALUES ('ask'), ('bid')) AS s (side)
+CROSS JOIN LATERAL (
+    SELECT max(bucket) + interval '1 hour' AS rolled FROM p2p_hourly
+    WHERE exchange = m.exchange AND asset = m.asset AND fiat = m.fiat AND side = s.side) AS r
 """.replace("{markets}", MARKETS_SQL)
 TIMESCALE_BUCKET = "time_bucket(CAST(:width AS interval), h.bucket)"
 PLAIN_BUCKET = "date_bin(CAST(:width AS interval), h.bucket, TIMESTAMPTZ '2000-01-03 00:00:00+00')"
@@ -107,13 +122,32 @@ def _picked(connection: Connection, markets: Sequence[P2PMarket], window: Window
     timescale = uses_timescaledb(connection)
     params = {**markets_params(markets), "start": window.start, "end": window.end,
               "width": window.width}
-    picked = connection.execute(text(PICK_SQL.format(
+    edges = _probed_edges(connection, window, params)
+    head, tail = edges or (window.start, window.start)
+    params = {**params, "head": head, "tail": tail}
+    picked = connection.execute(text(PICK_EDGES_SQL.format(
         first=TIMESCALE_FIRST if timescale else PLAIN_FIRST)), params).all()
-    if window.width % HOUR:
+    if edges is None:
         return picked
     rolled = connection.execute(text(ROLLUP_SQL.format(
         bucket=TIMESCALE_BUCKET if timescale else PLAIN_BUCKET)), params).all()
     return _latest(picked, rolled) if rolled else picked
+
+
+def _probed_edges(connection: Connection, window: Window, params: dict[str, Any]
+                  ) -> tuple[datetime, datetime] | None:
+    """Where the snapshots must answer, [start, head) and [tail, end): the whole hours of
+    [head, tail) are final in the aggregates. None: no aggregates answer (buckets not of
+    whole hours, or nothing rolled up yet), so every bucket is probed."""
+    if window.width % HOUR:
+        return None
+    rolled = connection.scalar(text(ROLLED_SQL), params)
+    if rolled is None:
+        return None
+    head = floor_hour(window.start)
+    head = head + HOUR if head < window.start else head
+    tail = min(rolled - RECOMPUTED, floor_hour(window.end))
+    return head, max(tail, window.start)
 
 
 def _latest(*sources: Sequence[Any]) -> list[Any]:

@@ -4,7 +4,9 @@ Every hour is recomputed from its snapshots in one statement (never by blending 
 with new snapshots), so redoing an hour is idempotent and a late snapshot (a push of an
 earlier book) is taken in when its hour is next recomputed. The leader redoes the recent
 hours on a timer (ingest/rollups.py) and, the first time, the whole history a month at a
-time. History reads these rows only where the snapshots are gone (db/p2p_history.py).
+time. History reads these rows for every hour the leader no longer redoes (db/p2p_history.py),
+so each refresh starts no later than RECOMPUTED before the end of what was rolled up: every
+hour before that end less RECOMPUTED has been computed since it closed and stays as it is.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, select, text
 
-from db.schema import p2p_hourly, p2p_snapshots
+from db.markets import P2PMarket
+from db.schema import p2p_snapshots
 
 HOUR = timedelta(hours=1)
 STEP = timedelta(days=30)  # history is rolled up a month at a time (bounded work per statement)
+# The hours every refresh redoes (the leader's timer, ingest/rollups.py): late snapshots
+# (pushed by a desk's collector catching up) are taken in up to this far back.
+RECOMPUTED = timedelta(days=2)
+# The end of what is rolled up: every market's hours are rolled up together.
+ROLLED_SQL = "SELECT max(bucket) + interval '1 hour' FROM p2p_hourly"
 
 RECOMPUTE_SQL = """
 INSERT INTO p2p_hourly (exchange, asset, fiat, side, bucket, snapshots, first_at, last_at,
@@ -30,7 +38,7 @@ SELECT exchange, asset, fiat, side,
        (array_agg(offers ORDER BY captured_at DESC, id DESC))[1],
        min(best_price), max(best_price), avg(liquidity), now()
 FROM p2p_snapshots
-WHERE complete AND captured_at >= :start AND captured_at < :end
+WHERE complete AND captured_at >= :start AND captured_at < :end{only}
 GROUP BY 1, 2, 3, 4, 5
 ON CONFLICT (exchange, asset, fiat, side, bucket) DO UPDATE SET
     snapshots = excluded.snapshots, first_at = excluded.first_at, last_at = excluded.last_at,
@@ -57,19 +65,45 @@ def recompute(engine: Engine, start: datetime, end: datetime, *,
     while cursor < last:
         upto = min(cursor + STEP, last)
         with engine.begin() as connection:
-            written += connection.execute(text(RECOMPUTE_SQL),
+            written += connection.execute(text(RECOMPUTE_SQL.format(only="")),
                                           {"start": cursor, "end": upto}).rowcount
         cursor = upto
     return written
 
 
-def refresh(engine: Engine, *, recent: timedelta, now: datetime | None = None) -> int:
-    """Recompute the last `recent` hours, or every hour since the oldest snapshot the first
-    time (no hourly rows yet); return the rows written."""
+# One market side's hour, only while an older snapshot of it remains: where retention has
+# begun cutting (the oldest left is inside this hour) a recomputed row would miss part of it.
+ONE_SIDE = """
+  AND exchange = :exchange AND asset = :asset AND fiat = :fiat AND side = :side
+  AND EXISTS (SELECT 1 FROM p2p_snapshots
+              WHERE exchange = :exchange AND asset = :asset AND fiat = :fiat
+                AND side = :side AND captured_at < :start)"""
+
+
+def recompute_late(engine: Engine, market: P2PMarket, side: str, captured_at: datetime, *,
+                   now: datetime | None = None) -> int:
+    """Take a snapshot stored after the leader stopped redoing its hour (a push more than
+    RECOMPUTED late) into that hour's row; return the rows written (0 when the timer will
+    still redo the hour, or when no older snapshot of the side is left)."""
+    now = now or datetime.now(UTC)
+    start = floor_hour(captured_at)
+    if start > floor_hour(now) - RECOMPUTED:  # the timer redoes it (the edge hour too)
+        return 0
+    with engine.begin() as connection:
+        return connection.execute(text(RECOMPUTE_SQL.format(only=ONE_SIDE)), {
+            "start": start, "end": start + HOUR, "exchange": market.exchange,
+            "asset": market.asset, "fiat": market.fiat, "side": side}).rowcount
+
+
+def refresh(engine: Engine, *, recent: timedelta = RECOMPUTED,
+            now: datetime | None = None) -> int:
+    """Recompute the last `recent` hours (from `recent` before the end of what is rolled up
+    when that is earlier: the leader was away), or every hour since the oldest snapshot the
+    first time (no hourly rows yet); return the rows written."""
     now = now or datetime.now(UTC)
     with engine.connect() as connection:
-        rolled = connection.scalar(select(func.max(p2p_hourly.c.bucket)))
+        rolled = connection.scalar(text(ROLLED_SQL))
         oldest = None if rolled else connection.scalar(select(func.min(
             p2p_snapshots.c.captured_at)))
-    start = now - recent if rolled else oldest
+    start = min(now, rolled) - recent if rolled else oldest
     return 0 if start is None else recompute(engine, start, now, now=now)

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app.config import EXCHANGES, P2PMarket
+from db import p2p_rollups
 from ingest.p2p_normalise import SIDES, Fields, MalformedAdvert, Offer
 from ingest.p2p_store import Snapshot, announce, store_snapshot
 from ingest.runs import start_run
@@ -163,6 +164,9 @@ def ingest_push(engine: Engine, snapshot: Snapshot, source: str = "api") -> dict
         run.add(received=len(snapshot.offers))
         result = store_snapshot(engine, run, snapshot)
     if result.snapshot_id is not None:
+        if snapshot.complete:
+            p2p_rollups.recompute_late(engine, snapshot.market, snapshot.side,
+                                       snapshot.captured_at)
         announce(engine, snapshot.market)
     return {"run_id": run.id, "inserted": result.inserted,
             "duplicates_skipped": result.duplicates}

@@ -15,14 +15,12 @@ from ingest.writer import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 EVERY_SECONDS = 600
-# Pushed snapshots may arrive late (a desk's collector catching up): redo two days of hours.
-P2P_RECENT = timedelta(days=2)
 
 
 def rollup_jobs(settings: Settings, engine: Engine) -> list[JobSpec]:
     """Roll up every EVERY_SECONDS, redoing what gap repair or late pushes may still change."""
     jobs = [JobSpec("p2p_rollups", roll_up_p2p, EVERY_SECONDS, jitter=30,
-                    kwargs={"engine": engine, "recent": P2P_RECENT})]
+                    kwargs={"engine": engine, "recent": p2p_rollups.RECOMPUTED})]
     if settings.spot_symbols:
         # Gap repair refills up to its horizon back; a day's bucket needs its whole day.
         recent = timedelta(minutes=settings.ingest.gap_horizon_minutes) + timedelta(days=1,

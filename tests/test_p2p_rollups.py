@@ -117,3 +117,44 @@ def test_snapshots_are_not_cut_before_they_are_rolled_up(engine):
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT min(captured_at) FROM p2p_snapshots")) == \
             START + timedelta(hours=5)
+
+
+def _from_snapshots_only(engine, window: dict) -> list[dict]:
+    """History with the hourly rows set aside: what the snapshots alone say."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE hourly_aside AS SELECT * FROM p2p_hourly"))
+        connection.execute(text("DELETE FROM p2p_hourly"))
+    try:
+        return history(engine, "binance", "USDT", "ARS", **window)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO p2p_hourly SELECT * FROM hourly_aside"))
+            connection.execute(text("DROP TABLE hourly_aside"))
+
+
+@pytest.mark.parametrize("width", [timedelta(hours=1), timedelta(hours=6), timedelta(days=1)])
+def test_history_reads_the_hours_no_longer_recomputed_from_the_aggregates(engine, width):
+    window = {"start": START + timedelta(minutes=30), "end": NOW.replace(minute=0),
+              "width": width}
+    p2p_rollups.refresh(engine, now=NOW)
+    # A late snapshot inside the recompute window, pushed after the last refresh: the
+    # last of its hour, of its 6h bucket and of its day.
+    late = datetime(2026, 3, 10, 11, 59, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO p2p_snapshots (run_id, exchange, asset, fiat, side, captured_at, "
+            "offers, complete, best_price, liquidity) SELECT run_id, exchange, asset, fiat, "
+            "side, :at, 1, true, 1, 5 FROM p2p_snapshots WHERE exchange = 'binance' "
+            "AND side = 'bid' LIMIT 1"), {"at": late})
+    expected = _from_snapshots_only(engine, window)
+    assert history(engine, "binance", "USDT", "ARS", **window) == expected
+    assert any(row["captured_at"] == late for row in expected)
+    # Hours before the recompute window are final in the aggregates: history no longer
+    # reads their snapshots, so taking some away (not the oldest) changes nothing.
+    final = NOW.replace(minute=0) - p2p_rollups.RECOMPUTED
+    with engine.begin() as connection:
+        gone = connection.execute(text(
+            "DELETE FROM p2p_snapshots WHERE captured_at >= :start AND captured_at < :end"),
+            {"start": START + timedelta(hours=4), "end": final}).rowcount
+    assert gone > 0
+    assert history(engine, "binance", "USDT", "ARS", **window) == expected

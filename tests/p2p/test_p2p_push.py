@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from db import p2p_rollups
 from db.schema import ingest_errors, p2p_offers, p2p_snapshots, payment_methods, runs
 from ingest.p2p_push import (
     MAX_PUSH_BYTES,
@@ -30,6 +32,10 @@ BODY = {
          "payment_methods": ["NewWallet"]},
     ],
 }
+
+
+BODY_HOUR = datetime(2024, 5, 1, 12, tzinfo=UTC)
+HOUR = timedelta(hours=1)
 
 
 def body(**changes) -> dict:
@@ -167,3 +173,19 @@ def test_names_lose_control_characters_and_keep_their_length_bound(engine):
         name = connection.scalar(select(p2p_offers.c.advertiser_name)
                                  .where(p2p_offers.c.offer_id == "1"))
     assert name.startswith("Anay") and len(name) == 256
+
+
+def test_a_push_into_an_hour_no_longer_recomputed_updates_its_hourly_row(engine):
+    """History reads final hours from p2p_hourly (db/p2p_history.py): a push days late
+    must reach its hour's row there, or history would never show it."""
+    push_snapshot(engine, body(captured_at="2024-05-01T11:10:00Z"))  # an older one first
+    push_snapshot(engine, body(captured_at="2024-05-01T12:00:00Z"))
+    p2p_rollups.recompute(engine, BODY_HOUR, BODY_HOUR + HOUR)
+    late = body(captured_at="2024-05-01T12:40:00Z")
+    late["offers"][0]["price"] = "1200"
+    push_snapshot(engine, late)
+    with engine.connect() as connection:
+        row = connection.execute(text(
+            "SELECT snapshots, last_price FROM p2p_hourly WHERE side = 'ask' "
+            "AND bucket = :hour"), {"hour": BODY_HOUR}).one()
+    assert (row.snapshots, row.last_price) == (2, Decimal("1200"))
