@@ -26,6 +26,11 @@ QUICK_INGEST = {"INGEST_LEADER_RETRY_SECONDS": "0.2", "INGEST_FLUSH_SECONDS": "0
                 "SPOT_GAP_HORIZON_MINUTES": "180", "SPOT_RECONNECT_BASE_SECONDS": "0.05"}
 
 
+# Asked once per pooled connection, not per question (db/candles.py, db/p2p_query.py): which
+# connection a caller gets must not change how many queries its question cost.
+CONNECTION_PROBES = ("SELECT extversion FROM pg_extension",)
+
+
 @dataclass
 class QueryCount:
     """SQL statements an engine ran (while listening)."""
@@ -34,7 +39,9 @@ class QueryCount:
 
     @property
     def count(self) -> int:
-        return len(self.statements)
+        """The statements, less the per-connection probes."""
+        return sum(not statement.startswith(CONNECTION_PROBES)
+                   for statement in self.statements)
 
 
 @contextmanager
