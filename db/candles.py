@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import Connection, Engine, text
 
 from db.intervals import INTERVALS, divides, from_ms, origin, parse_interval, to_ms
-from db.timescale import installed_version
+from db.timescale import uses_timescaledb
 
 
 @dataclass(frozen=True)
@@ -131,19 +131,12 @@ def get_candles(bind: Engine | Connection, symbol: str, interval: str, start: da
     return _query(bind, where, interval, rollups, owned=False)
 
 
-def _flavour(connection: Connection) -> str:
-    """TimescaleDB or plain PostgreSQL, asked once per pooled connection."""
-    if "timescaledb" not in connection.info:  # the key db/p2p_query.py caches it under
-        connection.info["timescaledb"] = installed_version(connection) is not None
-    return "timescale" if connection.info["timescaledb"] else "plain"
-
-
 Best = dict[datetime, tuple[int, tuple]]  # bucket -> (milliseconds covered, row)
 
 
 def _query(connection: Connection, where: dict[str, object], interval: str, rollups: bool,
            *, owned: bool) -> list[Candle]:
-    flavour = _flavour(connection)
+    flavour = "timescale" if uses_timescaledb(connection) else "plain"
     best = _from_rollups(connection, flavour, where, interval) if rollups else {}
     spans = _uncovered(best, interval, where["start"], where["end"])
     if spans:

@@ -22,9 +22,9 @@ from db.p2p_query import (
     markets_params,
     offer_conditions,
     reading,
-    uses_timescaledb,
 )
 from db.schema import p2p_offers, p2p_snapshots, payment_methods, runs
+from db.timescale import uses_timescaledb
 
 ADVERT_FIELDS = ("side", "rank", "price", "available", "min_fiat", "max_fiat",
                  "payment_methods", "is_merchant", "advertiser_id", "advertiser_name",

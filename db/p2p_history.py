@@ -36,10 +36,10 @@ from db.p2p_query import (
     offer_conditions,
     reading,
     stat_columns,
-    uses_timescaledb,
 )
 from db.p2p_rollups import RECOMPUTED, floor_hour
 from db.schema import p2p_offers
+from db.timescale import uses_timescaledb
 
 MAX_BUCKETS = 5000
 # Buckets up to this wide hold a handful of snapshots (polls are a minute apart by default):

@@ -26,7 +26,6 @@ from sqlalchemy import (
 
 from db.markets import P2PMarket
 from db.schema import p2p_offers, payment_methods
-from db.timescale import installed_version
 
 PCT_PLACES = Decimal("0.000001")
 
@@ -137,13 +136,6 @@ def reading(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as connection:
         connection.execute(text("SET LOCAL jit = off"))
         yield connection
-
-
-def uses_timescaledb(connection: Connection) -> bool:
-    """Whether the database has TimescaleDB (cached per pooled connection)."""
-    if "timescaledb" not in connection.info:
-        connection.info["timescaledb"] = installed_version(connection) is not None
-    return connection.info["timescaledb"]
 
 
 def latest_snapshots(connection: Connection, market: P2PMarket,

@@ -23,6 +23,13 @@ def installed_version(connection: Connection) -> str | None:
     )
 
 
+def uses_timescaledb(connection: Connection) -> bool:
+    """Whether the database has TimescaleDB (asked once per pooled connection)."""
+    if "timescaledb" not in connection.info:
+        connection.info["timescaledb"] = installed_version(connection) is not None
+    return connection.info["timescaledb"]
+
+
 def _why_unavailable(connection: Connection) -> str | None:
     available = connection.scalar(
         text("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'")

@@ -116,7 +116,6 @@ class _Feeds:
         self.repairer.stop()
         self.writer.stop()
 
-
     def _stop_scheduler(self) -> None:
         """Start no more jobs and let the running ones end (a P2P poll storing its
         snapshot), for at most JOBS_STOP_SECONDS: the database may go right after."""

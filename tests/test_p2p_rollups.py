@@ -77,15 +77,20 @@ def test_each_closed_hour_equals_its_snapshots_and_recomputing_changes_nothing(e
     assert _hourly(engine) == rows
 
 
-def test_a_late_snapshot_is_taken_in_when_its_hour_is_recomputed(engine):
-    p2p_rollups.refresh(engine, recent=timedelta(days=2), now=NOW)  # first time: everything
-    late = datetime(2026, 3, 10, 9, 59, tzinfo=UTC)
+def _late_bid(engine, at: datetime) -> None:
+    """A complete binance bid snapshot at `at` (best price 1, liquidity 5), stored late."""
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO p2p_snapshots (run_id, exchange, asset, fiat, side, captured_at, "
             "offers, complete, best_price, liquidity) SELECT run_id, exchange, asset, fiat, "
             "side, :at, 1, true, 1, 5 FROM p2p_snapshots WHERE exchange = 'binance' "
-            "AND side = 'bid' LIMIT 1"), {"at": late})
+            "AND side = 'bid' LIMIT 1"), {"at": at})
+
+
+def test_a_late_snapshot_is_taken_in_when_its_hour_is_recomputed(engine):
+    p2p_rollups.refresh(engine, recent=timedelta(days=2), now=NOW)  # first time: everything
+    late = datetime(2026, 3, 10, 9, 59, tzinfo=UTC)
+    _late_bid(engine, late)
     p2p_rollups.refresh(engine, recent=timedelta(hours=6), now=NOW)
     hour = next(row for row in _hourly(engine) if row.exchange == "binance"
                 and row.side == "bid" and row.bucket == datetime(2026, 3, 10, 9, tzinfo=UTC))
@@ -140,12 +145,7 @@ def test_history_reads_the_hours_no_longer_recomputed_from_the_aggregates(engine
     # A late snapshot inside the recompute window, pushed after the last refresh: the
     # last of its hour, of its 6h bucket and of its day.
     late = datetime(2026, 3, 10, 11, 59, tzinfo=UTC)
-    with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO p2p_snapshots (run_id, exchange, asset, fiat, side, captured_at, "
-            "offers, complete, best_price, liquidity) SELECT run_id, exchange, asset, fiat, "
-            "side, :at, 1, true, 1, 5 FROM p2p_snapshots WHERE exchange = 'binance' "
-            "AND side = 'bid' LIMIT 1"), {"at": late})
+    _late_bid(engine, late)
     expected = _from_snapshots_only(engine, window)
     assert history(engine, "binance", "USDT", "ARS", **window) == expected
     assert any(row["captured_at"] == late for row in expected)
