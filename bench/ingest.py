@@ -171,8 +171,11 @@ def side_database(admin: Engine, name: str, template: str) -> Iterator[str]:
 
 
 def run_side(side: str, database_url: str, fake: FakeProcess, symbols: int,
-             seconds: float) -> dict:
-    """One side in a process of its own (bench/ingest_side.py); its numbers."""
+             seconds: float, *, profile: Path | None = None) -> dict:
+    """One side in a process of its own (bench/ingest_side.py); its numbers. With
+    `profile`, the side runs under py-spy, which writes its GIL-holding samples as
+    collapsed stacks to `profile`/<side>-<symbols>.txt (the numbers then carry py-spy's
+    sampling cost, on both sides alike)."""
     if side == "baseline":
         engine = make_engine(database_url)
         drop_unique_keys(engine)
@@ -181,13 +184,19 @@ def run_side(side: str, database_url: str, fake: FakeProcess, symbols: int,
                "--rest-url", fake.urls["BINANCE_REST_URL"],
                "--ws-url", fake.urls["BINANCE_WS_URL"], "--symbols", str(symbols),
                "--seconds", str(seconds)]
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        py_spy = Path(sys.executable).with_name("py-spy")
+        command = [str(py_spy), "record", "--gil", "--format", "raw", "--rate", "200",
+                   "--output", str(profile / f"{side}-{symbols}.txt"), "--", *command]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True,
                           timeout=seconds + 300)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1])
 
 
 def stream_case(admin: Engine, template: str, symbols: Sequence[str], rate: int | None,
-                *, seconds: float, pairs: int) -> list[dict]:
+                *, seconds: float, pairs: int, profile: Path | None = None) -> list[dict]:
     """Both sides, one after the other, each with a fresh fake and a fresh database; with
     more than one pair, in the order ABBA..., so a busy spell of the machine falls on both."""
     rows = []
@@ -196,7 +205,8 @@ def stream_case(admin: Engine, template: str, symbols: Sequence[str], rate: int 
         for side in SIDES if pair % 2 == 0 else SIDES[::-1]:
             with side_database(admin, f"ingest_{side}", template) as url, \
                     fake_exchange(symbols, rate) as fake:
-                results[side] = run_side(side, url, fake, len(symbols), seconds)
+                results[side] = run_side(side, url, fake, len(symbols), seconds,
+                                         profile=profile)
         baseline_cpu = results["baseline"]["CPU s/M frames"]
         label = f" #{pair + 1}" if pairs > 1 else ""
         rows += [_stream_row(results[side], baseline_cpu, label) for side in SIDES]
@@ -241,13 +251,15 @@ def aims_met(rows: list[dict], symbols: int, rate: int | None) -> str:
 
 
 def stream_benchmark(url: str, symbols: Sequence[str], rates: Sequence[int | None],
-                     seconds: float, pairs: int = 1) -> None:
+                     seconds: float, pairs: int = 1, *, profile: Path | None = None
+                     ) -> None:
     """Print one table per rate: p2pdash and the baseline against the same fake."""
     template = make_url(url).database
     admin = make_engine(make_url(url).set(database="postgres")).execution_options(
         isolation_level="AUTOCOMMIT")  # a template may have no other connections
     for rate in rates:
-        rows = stream_case(admin, template, symbols, rate, seconds=seconds, pairs=pairs)
+        rows = stream_case(admin, template, symbols, rate, seconds=seconds, pairs=pairs,
+                           profile=profile)
         sends = f"{rate:,} frames/s" if rate else "flat out"
         print_table(f"stream: {len(symbols)} symbols, the fake sends {sends}, "
                     f"{seconds:g} s window", rows)
@@ -367,6 +379,9 @@ def _arguments() -> argparse.Namespace:
                         help='frames/s the fake sends in the stream table, or "max"')
     parser.add_argument("--sections", nargs="+", default=["parse", "write", "stream", "fake"],
                         choices=["parse", "write", "stream", "fake"])
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run each stream side under py-spy (GIL samples, collapsed "
+                             "stacks) into DIR; summarise with bench/profile_summary.py")
     return parser.parse_args()
 
 
@@ -383,7 +398,8 @@ def main() -> None:
                             write_table(url, args.rows, len(symbols), args.rounds,
                                         WRITE_WAYS))
             if "stream" in args.sections:
-                stream_benchmark(url, symbols, args.rate, args.seconds, args.pairs)
+                stream_benchmark(url, symbols, args.rate, args.seconds, args.pairs,
+                                 profile=args.profile)
     if "fake" in args.sections:
         print_table("fake alone (flat out, to clients that only count frames)",
                     [fake_benchmark(symbols, args.seconds)])

@@ -44,7 +44,14 @@ from websocket import WebSocketException
 from app import metrics
 from app.config import IngestSettings
 from ingest.runs import Run
-from ingest.spot_records import MalformedFrame, Record, parse_frame
+from ingest.spot_records import (
+    BookTickerSampler,
+    MalformedFrame,
+    Record,
+    book_ticker_record,
+    decode_frame,
+    parse_event,
+)
 from ingest.writer import DATABASE_ERRORS, Writer
 from ingest.ws_frames import BINARY, CLOSE, PING, TEXT, ConnectionClosed, FrameReader, ProtocolError
 
@@ -154,19 +161,22 @@ class _SessionCounts:
     """One session's frames, pushed to its run (None while it has none) now and then, and its
     subscription: messages sent, SUBSCRIBE ids acknowledged, the refusal if any."""
 
-    def __init__(self, run: Run | None, reader: FrameReader) -> None:
+    def __init__(self, run: Run | None, reader: FrameReader, symbols: Sequence[str]) -> None:
         self.run = run
         self.reader = reader
+        self.books = BookTickerSampler(symbols)
         self.pacer = _Pacer()
         self.acked = 0  # the highest SUBSCRIBE id answered with success
         self.refused: str | None = None  # the exchange's error answer, if it gave one
         self.received = 0
+        self.metered = 0  # of `received`, the frames already added to the Prometheus counter
         self.rejected = 0
         self.pushed = (0, 0)  # (received, rejected) already added to the run
         self.logged_errors = 0
         self.started = time.monotonic()
         self.last_data = self.started
         self.last_saved = self.started
+        self.metered_at = self.started
 
 
 class StreamConnection(threading.Thread):
@@ -186,7 +196,7 @@ class StreamConnection(threading.Thread):
         self.clock = clock
         self.stats = StreamStats()
         self._stopping = threading.Event()
-        self._frames = metrics.WS_FRAMES.labels(EXCHANGE)  # bound once: counted per frame
+        self._frames = metrics.WS_FRAMES.labels(EXCHANGE)  # bound once
 
     def stop(self) -> None:
         """Ask the thread to close its connection and end (it checks at least twice a second)."""
@@ -225,7 +235,7 @@ class StreamConnection(threading.Thread):
         self.stats.sessions += 1
         metrics.WS_CONNECTIONS.labels(EXCHANGE).inc()
         metrics.WS_OPEN.labels(EXCHANGE).inc()
-        counts = _SessionCounts(self._open_run(), FrameReader(ws.sock))
+        counts = _SessionCounts(self._open_run(), FrameReader(ws.sock), self.symbols)
         end = SessionEnd("ended")
         try:
             ws.settimeout(min(0.5, self.options.silence_seconds / 4))
@@ -239,6 +249,11 @@ class StreamConnection(threading.Thread):
             metrics.WS_OPEN.labels(EXCHANGE).dec()
             with contextlib.suppress(WebSocketException, OSError):
                 ws.close(timeout=1)
+            records: list[Record] = []
+            self._release_books(counts, records)  # the last second's samples
+            if records:
+                self.writer.submit(records, counts.run)
+            self._meter(counts, time.monotonic())
             self._close_run(counts, end)
 
     def _subscribe(self, ws: websocket.WebSocket, counts: _SessionCounts) -> SessionEnd | None:
@@ -339,13 +354,7 @@ class StreamConnection(threading.Thread):
                 shutdown = self._parse(data, counts, records) or shutdown
             elif (end := self._on_control(ws, opcode, data, counts)) is not None:
                 break
-        if data_frames:
-            counts.last_data = time.monotonic()
-            counts.received += data_frames
-            self.stats.frames += data_frames
-            self._frames.inc(data_frames)
-        if records:
-            self.writer.submit(records, counts.run)
+        self._hand_off(counts, data_frames, records)
         if end is not None:
             return replace(end, got_data=counts.received > 0)
         if shutdown:
@@ -354,6 +363,26 @@ class StreamConnection(threading.Thread):
             return SessionEnd(f"no data for {self.options.silence_seconds:g} s",
                               got_data=counts.received > 0)
         return None
+
+    def _hand_off(self, counts: _SessionCounts, data_frames: int,
+                  records: list[Record]) -> None:
+        """Count one read's data frames and hand its records to the writer; a read with no
+        data (a quiet spell) releases the held book tickers."""
+        if data_frames:
+            now = counts.last_data = time.monotonic()
+            counts.received += data_frames
+            self.stats.frames += data_frames
+            if now - counts.metered_at >= 1.0:  # a locked counter: once a second, not a read
+                self._meter(counts, now)
+        elif counts.books:
+            self._release_books(counts, records)
+        if records:
+            self.writer.submit(records, counts.run)
+
+    def _meter(self, counts: _SessionCounts, now: float) -> None:
+        """Add the frames received since the last call to the Prometheus counter."""
+        self._frames.inc(counts.received - counts.metered)
+        counts.metered, counts.metered_at = counts.received, now
 
     @staticmethod
     def _on_control(ws: websocket.WebSocket, opcode: int, data: bytes,
@@ -378,18 +407,39 @@ class StreamConnection(threading.Thread):
             counts.acked = max(counts.acked, answer["id"])
 
     def _parse(self, data: bytes, counts: _SessionCounts, records: list[Record]) -> bool:
-        """Parse one frame into `records`; True on serverShutdown. A malformed frame is
-        counted, logged with the run and skipped."""
+        """Parse one frame into `records` (a book ticker is held until its receive second
+        is over); True on serverShutdown. A malformed frame is counted, logged with the run
+        and skipped."""
+        received_at = self.clock()
+        if int(received_at) != counts.books.second:
+            self._release_books(counts, records)
+            counts.books.second = int(received_at)
         try:
-            parsed = parse_frame(data, self.clock())
+            event = decode_frame(data)
+            if event is None or counts.books.hold(event):
+                return False
+            parsed = parse_event(event, received_at)
         except MalformedFrame as error:
-            counts.rejected += 1
-            self.stats.malformed += 1
-            metrics.WS_MALFORMED.labels(EXCHANGE).inc()
-            self._log_error(counts, f"malformed frame skipped: {error}", data)
+            self._malformed(counts, error, data)
             return False
         records.extend(parsed.records)
         return parsed.server_shutdown
+
+    def _release_books(self, counts: _SessionCounts, records: list[Record]) -> None:
+        """Convert the held book tickers into `records`; a malformed one is counted,
+        logged and skipped."""
+        second, events = counts.books.take()
+        for event in events:
+            try:
+                records.append(book_ticker_record(event, second or 0))
+            except MalformedFrame as error:
+                self._malformed(counts, error, orjson.dumps(event))
+
+    def _malformed(self, counts: _SessionCounts, error: MalformedFrame, data: bytes) -> None:
+        counts.rejected += 1
+        self.stats.malformed += 1
+        metrics.WS_MALFORMED.labels(EXCHANGE).inc()
+        self._log_error(counts, f"malformed frame skipped: {error}", data)
 
     def _log_error(self, counts: _SessionCounts, message: str,
                    payload: bytes | None) -> None:

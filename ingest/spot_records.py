@@ -10,7 +10,7 @@ MalformedFrame with the reason, so the stream can count, log and skip it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -55,6 +55,13 @@ class ParsedFrame:
 
 def parse_frame(raw: bytes | str, received_at: float) -> ParsedFrame:
     """Parse a combined-stream (or raw-stream) frame received at `received_at` (epoch s)."""
+    event = decode_frame(raw)
+    return ParsedFrame(ignored=True) if event is None else parse_event(event, received_at)
+
+
+def decode_frame(raw: bytes | str) -> dict[str, Any] | None:
+    """The event a frame carries, taken out of its combined-stream or WebSocket API
+    envelope; None for a frame that holds no event object."""
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
@@ -65,12 +72,11 @@ def parse_frame(raw: bytes | str, received_at: float) -> ParsedFrame:
         message = message["data"]
     elif isinstance(message.get("event"), dict):  # the WebSocket API wraps its events
         message = message["event"]
-    if not isinstance(message, dict):
-        return ParsedFrame(ignored=True)
-    return _parse_event(message, received_at)
+    return message if isinstance(message, dict) else None
 
 
-def _parse_event(event: Mapping[str, Any], received_at: float) -> ParsedFrame:
+def parse_event(event: Mapping[str, Any], received_at: float) -> ParsedFrame:
+    """The records of one decoded event received at `received_at` (epoch s)."""
     kind = event.get("e")
     if kind == "kline":
         return ParsedFrame([kline_record(_mapping(event, "k"), _int(event, "E"))])
@@ -81,6 +87,40 @@ def _parse_event(event: Mapping[str, Any], received_at: float) -> ParsedFrame:
     if kind is None and {"u", "s", "b", "a"} <= event.keys():
         return ParsedFrame([book_ticker_record(event, received_at)])
     return ParsedFrame(ignored=True)
+
+
+class BookTickerSampler:
+    """The last book ticker of each symbol in the current receive second, held as decoded.
+
+    book_tickers keeps one row per symbol and second, its last value: a busy symbol sends
+    several a second, and all but the last would be converted, handed to the writer and
+    written (each a new row version) only to be replaced. Held here, only the last is
+    converted, once its second is over, and written once, by the append path. A held
+    event is checked when it is converted; one a newer event replaces within its second
+    is dropped unexamined, as the writer would have dropped it. Events of other symbols
+    than `symbols` are not held (they go the general way and are checked at once)."""
+
+    def __init__(self, symbols: Iterable[str]) -> None:
+        self.symbols = frozenset(symbols)
+        self.second: int | None = None
+        self._held: dict[str, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, event: dict[str, Any]) -> bool:
+        """Hold a book ticker of the current second; False for any other event."""
+        symbol = event.get("s")
+        if type(symbol) is not str or symbol not in self.symbols or "e" in event \
+                or "u" not in event:
+            return False
+        self._held[symbol] = event
+        return True
+
+    def take(self) -> tuple[int | None, list[dict[str, Any]]]:
+        """The held second and its events, which are no longer held."""
+        events, self._held = list(self._held.values()), {}
+        return self.second, events
 
 
 def kline_record(k: Mapping[str, Any], event_ms: int | None = None) -> Record:
@@ -117,7 +157,8 @@ def kline_record_from_row(symbol: str, interval: str, row: Sequence[Any],
 
 
 def book_ticker_record(event: Mapping[str, Any], received_at: float) -> Record:
-    """A book ticker sample; spot bookTicker has no event time, so the receive second is used."""
+    """A book ticker sample; spot bookTicker has no event time, so the receive second (of
+    `received_at`, epoch s) is used."""
     symbol = _symbol(event, "s")
     second = int(received_at)
     row = {"exchange": EXCHANGE, "symbol": symbol, "ts": from_ms(second * 1000),

@@ -84,9 +84,9 @@ def test_captured_frames_give_exactly_the_expected_rows(engine, writer):
         try:
             wait_until(lambda: stream.connections[0].stats.frames == len(frames),
                        message=f"{len(frames)} frames")
-            assert writer.wait_idle(20)
         finally:
-            stream.stop()
+            stream.stop()  # releases the book tickers of the last second
+    assert writer.wait_idle(20)
     candle_rows, book_rows, ticker_rows = expected_rows(frames)
     stored_candles = {(s, int(t.timestamp() * 1000)): (c, n, x) for s, t, c, n, x in
                       rows(engine, candles, "symbol", "open_time", "close", "trades",
@@ -133,6 +133,68 @@ def test_a_malformed_frame_is_counted_logged_with_its_run_and_skipped(engine, wr
     assert run["received"] >= after and run["inserted"] > 0
     assert messages[0].startswith("malformed frame skipped: not JSON")
     assert "field 't' is not a whole number" in messages[1]
+
+
+class SetClock:
+    """Receive times a test sets."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+class BookRecorder(Writer):
+    """The writer, noting the (second, bid) of every book ticker it is handed."""
+
+    books: list
+
+    def submit(self, records, run=None):
+        records = list(records)
+        self.books += [(record.key[2], record.row["bid"]) for record in records
+                       if record.table == "book_tickers"]
+        super().submit(records, run)
+
+
+def book_ticker(bid: str) -> str:
+    return orjson.dumps({"stream": "btcusdt@bookTicker", "data": {
+        "u": 1, "s": "BTCUSDT", "b": bid, "B": "1.5", "a": "70001.00", "A": "2"}}).decode()
+
+
+def test_a_busy_symbols_book_tickers_become_one_row_a_second_its_last(engine):
+    writer = BookRecorder(engine, flush_seconds=0.05).start()
+    writer.books = []
+    clock = SetClock(T0 + 0.2)
+    options = StreamOptions(silence_seconds=30, reconnect_base_seconds=0.05)
+    with FakeExchange("simulate", symbols=["BTCUSDT"]) as fake:
+        stream = SpotStream(fake.ws_url, ["BTCUSDT"], writer, engine, options,
+                            clock=clock).start()
+        connection = stream.connections[0]
+        try:
+            wait_until(lambda: connection.stats.subscribed == 3 and connection.stats.frames,
+                       message="the first frames")
+            fake.binance.silence_connections()  # from here on only the frames sent below
+            for second, bids in ((10, ["70000.10", "70000.20", "70000.30"]),
+                                 (11, ["70000.40", "a lot"]), (12, ["70000.50"])):
+                clock.at = T0 + second + 0.2
+                frames = connection.stats.frames
+                fake.binance.send_frames([book_ticker(bid) for bid in bids])
+                wait_until(lambda frames=frames, bids=bids:
+                           connection.stats.frames == frames + len(bids),
+                           message="the frames of the second")
+        finally:
+            stream.stop()  # releases the samples of the last second
+    assert writer.wait_idle(20)
+    writer.stop()
+    after = [(second - int(T0), bid) for second, bid in writer.books if second >= T0 + 10]
+    # One record a second, converted from the second's last frame; a malformed last one is
+    # counted, logged and skipped (the frame it replaced was dropped unexamined).
+    assert after == [(10, Decimal("70000.30")), (12, Decimal("70000.50"))]
+    assert connection.stats.malformed == 1
+    stored = {int(ts.timestamp()) - int(T0): bid
+              for ts, bid in rows(engine, book_tickers, "ts", "bid") if ts.timestamp() >= T0 + 10}
+    assert stored == {10: Decimal("70000.30"), 12: Decimal("70000.50")}
 
 
 def test_the_stream_answers_pings(engine, writer):

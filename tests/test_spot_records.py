@@ -9,7 +9,13 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from ingest.spot_records import MalformedFrame, kline_record_from_row, parse_frame
+from ingest.spot_records import (
+    BookTickerSampler,
+    MalformedFrame,
+    decode_frame,
+    kline_record_from_row,
+    parse_frame,
+)
 from tests.spot_support import BINANCE
 
 RECEIVED = datetime(2021, 10, 12, 0, 28, 40, 700000, tzinfo=UTC).timestamp()
@@ -45,6 +51,20 @@ def test_a_book_ticker_is_sampled_into_its_receive_second():
     assert record.row["ts"] == datetime(2021, 10, 12, 0, 28, 40, tzinfo=UTC)
     assert record.key == ("book_tickers", "NKNUSDT", int(record.row["ts"].timestamp()))
     assert record.row["ask_qty"] == Decimal("3199.00000000") and record.event_ms is None
+
+
+def test_the_sampler_holds_only_book_tickers_of_its_own_symbols_the_last_one_each():
+    books = [decode_frame(line) for line in frames("bookticker_1.json")]
+    sampler = BookTickerSampler({"NKNUSDT"})
+    sampler.second = 1633998520
+    assert all(sampler.hold(event) for event in books if event["s"] == "NKNUSDT")
+    kline = decode_frame(frames("kline_ws_1.json")[0])
+    assert not sampler.hold(kline)  # not a book ticker: parsed at once
+    assert not sampler.hold({**books[0], "s": "ETHUSDT"})  # not ours: checked at once
+    assert not sampler.hold({**books[0], "s": ["NKNUSDT"]})  # not even text
+    second, held = sampler.take()
+    last = [event for event in books if event["s"] == "NKNUSDT"][-1]
+    assert (second, held, len(sampler)) == (1633998520, [last], 0)
 
 
 def test_a_raw_24h_ticker_is_sampled_into_its_event_second():
