@@ -48,7 +48,6 @@ from ingest.spot_records import (
     BookTickerSampler,
     MalformedFrame,
     Record,
-    book_ticker_record,
     decode_frame,
     parse_event,
 )
@@ -414,9 +413,11 @@ class StreamConnection(threading.Thread):
         if int(received_at) != counts.books.second:
             self._release_books(counts, records)
             counts.books.second = int(received_at)
+        if counts.books.hold(data):
+            return False
         try:
             event = decode_frame(data)
-            if event is None or counts.books.hold(event):
+            if event is None:
                 return False
             parsed = parse_event(event, received_at)
         except MalformedFrame as error:
@@ -426,14 +427,12 @@ class StreamConnection(threading.Thread):
         return parsed.server_shutdown
 
     def _release_books(self, counts: _SessionCounts, records: list[Record]) -> None:
-        """Convert the held book tickers into `records`; a malformed one is counted,
-        logged and skipped."""
-        second, events = counts.books.take()
-        for event in events:
-            try:
-                records.append(book_ticker_record(event, second or 0))
-            except MalformedFrame as error:
-                self._malformed(counts, error, orjson.dumps(event))
+        """The held book tickers into `records`; a malformed one is counted, logged and
+        skipped."""
+        released, malformed = counts.books.take()
+        records.extend(released)
+        for error, data in malformed:
+            self._malformed(counts, error, data)
 
     def _malformed(self, counts: _SessionCounts, error: MalformedFrame, data: bytes) -> None:
         counts.rejected += 1

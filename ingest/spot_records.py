@@ -90,37 +90,55 @@ def parse_event(event: Mapping[str, Any], received_at: float) -> ParsedFrame:
 
 
 class BookTickerSampler:
-    """The last book ticker of each symbol in the current receive second, held as decoded.
+    """The last book ticker frame of each symbol in the current receive second, held as it
+    came, undecoded.
 
     book_tickers keeps one row per symbol and second, its last value: a busy symbol sends
-    several a second, and all but the last would be converted, handed to the writer and
-    written (each a new row version) only to be replaced. Held here, only the last is
-    converted, once its second is over, and written once, by the append path. A held
-    event is checked when it is converted; one a newer event replaces within its second
-    is dropped unexamined, as the writer would have dropped it. Events of other symbols
-    than `symbols` are not held (they go the general way and are checked at once)."""
+    several a second, and all but the last would be decoded, converted, handed to the
+    writer and written (each a new row version) only to be replaced. Here a combined-stream
+    frame of one of `symbols`' bookTicker streams is told by its stream name alone, and
+    only the second's last is decoded and checked, once the second is over (`take`), and
+    written once, by the writer's append path. A frame a newer one replaces within its
+    second is dropped unexamined, as the writer dropped it before. Any other frame is not
+    held: it goes the general way and is checked at once."""
 
     def __init__(self, symbols: Iterable[str]) -> None:
-        self.symbols = frozenset(symbols)
+        self.streams = {f"{symbol.lower()}@bookTicker".encode(): symbol for symbol in symbols}
         self.second: int | None = None
-        self._held: dict[str, dict[str, Any]] = {}
+        self._held: dict[bytes, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, event: dict[str, Any]) -> bool:
-        """Hold a book ticker of the current second; False for any other event."""
-        symbol = event.get("s")
-        if type(symbol) is not str or symbol not in self.symbols or "e" in event \
-                or "u" not in event:
+    def hold(self, frame: bytes) -> bool:
+        """Hold a book ticker frame of the current second; False for any other frame."""
+        if not frame.startswith(_STREAM_PREFIX):
             return False
-        self._held[symbol] = event
+        name = frame[_NAME_AT:frame.find(b'"', _NAME_AT, _NAME_AT + 40)]
+        if name not in self.streams:
+            return False
+        self._held[name] = frame
         return True
 
-    def take(self) -> tuple[int | None, list[dict[str, Any]]]:
-        """The held second and its events, which are no longer held."""
-        events, self._held = list(self._held.values()), {}
-        return self.second, events
+    def take(self) -> tuple[list[Record], list[tuple[MalformedFrame, bytes]]]:
+        """The held frames as records of the held second, and the malformed ones with what
+        is wrong with them; nothing is held afterwards."""
+        held, self._held = self._held, {}
+        second = self.second or 0
+        records, malformed = [], []
+        for name, frame in held.items():
+            try:
+                event = decode_frame(frame)
+                if event is None or "e" in event or event.get("s") != self.streams[name]:
+                    raise MalformedFrame(f"not a book ticker of {self.streams[name]}")
+                records.append(book_ticker_record(event, second))
+            except MalformedFrame as error:
+                malformed.append((error, frame))
+        return records, malformed
+
+
+_STREAM_PREFIX = b'{"stream":"'
+_NAME_AT = len(_STREAM_PREFIX)
 
 
 def kline_record(k: Mapping[str, Any], event_ms: int | None = None) -> Record:

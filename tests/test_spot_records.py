@@ -12,7 +12,6 @@ import pytest
 from ingest.spot_records import (
     BookTickerSampler,
     MalformedFrame,
-    decode_frame,
     kline_record_from_row,
     parse_frame,
 )
@@ -54,17 +53,29 @@ def test_a_book_ticker_is_sampled_into_its_receive_second():
 
 
 def test_the_sampler_holds_only_book_tickers_of_its_own_symbols_the_last_one_each():
-    books = [decode_frame(line) for line in frames("bookticker_1.json")]
-    sampler = BookTickerSampler({"NKNUSDT"})
+    books = [line.encode() for line in frames("bookticker_1.json")]
+    ours = [frame for frame in books if b'"nknusdt@bookTicker"' in frame]
+    sampler = BookTickerSampler(["NKNUSDT"])
     sampler.second = 1633998520
-    assert all(sampler.hold(event) for event in books if event["s"] == "NKNUSDT")
-    kline = decode_frame(frames("kline_ws_1.json")[0])
-    assert not sampler.hold(kline)  # not a book ticker: parsed at once
-    assert not sampler.hold({**books[0], "s": "ETHUSDT"})  # not ours: checked at once
-    assert not sampler.hold({**books[0], "s": ["NKNUSDT"]})  # not even text
-    second, held = sampler.take()
-    last = [event for event in books if event["s"] == "NKNUSDT"][-1]
-    assert (second, held, len(sampler)) == (1633998520, [last], 0)
+    assert len(ours) > 1 and all(sampler.hold(frame) for frame in ours)
+    assert not sampler.hold(frames("kline_ws_1.json")[0].encode())  # parsed at once
+    assert not sampler.hold(ours[0].replace(b"nknusdt@", b"ethusdt@"))  # not ours
+    assert not sampler.hold(b'{"result":null,"id":1}')
+    records, malformed = sampler.take()
+    assert [record.row for record in records] == [
+        parse_frame(ours[-1], 1633998520.5).records[0].row]
+    assert malformed == [] and len(sampler) == 0 and sampler.take() == ([], [])
+
+
+def test_a_held_book_ticker_is_checked_when_its_second_is_over():
+    sampler = BookTickerSampler(["NKNUSDT", "LRCBTC"])
+    good = frames("bookticker_1.json")[0].encode()
+    assert sampler.hold(good.replace(b'"b":"0.35210000"', b'"b":"-1"'))
+    assert sampler.hold(good.replace(b"nknusdt@", b"lrcbtc@"))  # its data says NKNUSDT
+    records, malformed = sampler.take()
+    assert records == []
+    assert ["negative" in str(error) for error, _frame in malformed] == [True, False]
+    assert "not a book ticker of LRCBTC" in str(malformed[1][0])
 
 
 def test_a_raw_24h_ticker_is_sampled_into_its_event_second():
