@@ -313,12 +313,13 @@ def way_databases(database_url: str, count: int) -> Iterator[list[Engine]]:
         admin.dispose()
 
 
-def _workloads(rows: int, symbols: int) -> dict[str, list[Batch]]:
+def _workloads(rows: int, symbols: int, book_repeats: float = 0.05
+               ) -> dict[str, list[Batch]]:
     # A candle batch updates every symbol's open 1m and 5m candle: half a batch of symbols.
     candle_symbols = [f"CAN{n:04d}USDT" for n in range(BATCH // 2)]
     ticker_symbols = [f"SYM{n:04d}USDT" for n in range(symbols)]
     return {"candles": candle_batches(rows, candle_symbols),
-            "book_tickers": book_ticker_batches(rows, ticker_symbols)}
+            "book_tickers": book_ticker_batches(rows, ticker_symbols, book_repeats)}
 
 
 def _race(ways: dict[str, Way], batches: int, rounds: int) -> dict[str, list[float]]:
@@ -342,14 +343,15 @@ def _race(ways: dict[str, Way], batches: int, rounds: int) -> dict[str, list[flo
 
 
 def write_table(database_url: str, rows: int = 100_000, symbols: int = 500,
-                rounds: int = 5, ways: Sequence[str] = tuple(WAYS)) -> list[dict]:
+                rounds: int = 5, ways: Sequence[str] = tuple(WAYS), *,
+                book_repeats: float = 0.05) -> list[dict]:
     """Rows/s per way for candles and book tickers (median of `rounds`), each with its ratio
     to binary COPY; one dict per table and way, ready to print. The ways write into
     databases of their own, created beside the one at `database_url` and dropped after."""
     names = ["binary COPY", *(name for name in ways if name != "binary COPY")]
     table_rows = []
     with way_databases(database_url, len(names)) as engines:
-        for table, batches in _workloads(rows, symbols).items():
+        for table, batches in _workloads(rows, symbols, book_repeats).items():
             count = sum(len(batch) for batch in batches)
             racers = {name: WAYS[name](engine, table, batches)
                       for name, engine in zip(names, engines, strict=True)}
@@ -381,11 +383,16 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS))
+    parser.add_argument("--book-repeats", type=float, default=0.05,
+                        help="share of a book ticker batch re-sending a key of the batch "
+                             "before (a second split across two flushes; the stream now "
+                             "writes a second once, so 0 is what it sends while busy)")
     args = parser.parse_args()
     with temporary_database() as url:
         print_table(f"write path (rows/s, {BATCH}-row transactions, {args.symbols} "
-                    "book ticker symbols)", write_table(url, args.rows, args.symbols,
-                                                        args.rounds, args.ways))
+                    f"book ticker symbols, {args.book_repeats:.0%} repeated)",
+                    write_table(url, args.rows, args.symbols, args.rounds, args.ways,
+                                book_repeats=args.book_repeats))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -58,11 +59,12 @@ def _copy(cursor: Any, target: str, table: Table, rows: Sequence[Mapping[str, An
     columns = list(rows[0].keys())
     cols = ", ".join(map(_quote, columns))
     options = " (FORMAT BINARY)" if binary else ""
+    values = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
     with cursor.copy(f"COPY {target} ({cols}) FROM STDIN{options}") as copy:
         if binary:
             copy.set_types(_types(table, tuple(columns)))
         for row in rows:
-            copy.write_row([row[column] for column in columns])
+            copy.write_row(values(row))
 
 
 def copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
