@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -154,6 +155,61 @@ class BinanceRest:
         if used and used.isdigit():
             self.used_weight = int(used)
             self._weight_minute = int(self.clock() // 60)
+
+
+class TradingSymbols:
+    """The symbols Binance lists as TRADING (exchangeInfo), asked at most every `ttl_seconds`
+    and shared by every stream connection; None while it has never been able to ask.
+
+    Binance acknowledges a SUBSCRIBE to a symbol it does not list and then sends nothing
+    for it: a misspelt or delisted symbol would look like a quiet one for ever. Asked with
+    a short timeout and one retry, so a REST outage delays a connection by seconds at most
+    (and the streams are then subscribed unchecked)."""
+
+    POLICY = RestPolicy(timeout=5.0, retries=1, backoff_base=0.5, backoff_max=1.0)
+    MAX_SYMBOLS = 100_000
+    RETRY_SECONDS = 60.0
+
+    def __init__(self, rest_url: str, ttl_seconds: float = 3600.0) -> None:
+        self.rest_url = rest_url
+        self.ttl_seconds = ttl_seconds
+        self._lock = threading.Lock()
+        self._symbols: frozenset[str] | None = None
+        self._asked_at = float("-inf")
+
+    def __call__(self) -> frozenset[str] | None:
+        with self._lock:
+            if time.monotonic() - self._asked_at < self.ttl_seconds:
+                return self._symbols
+            self._asked_at = time.monotonic()
+            try:
+                info = BinanceRest(self.rest_url, self.POLICY).exchange_info()
+            except (BinanceError, ValueError) as error:  # ValueError: not JSON
+                log.warning("cannot ask Binance which symbols it lists (streams are "
+                            "subscribed unchecked): %s", error)
+                return self._failed()
+            listed = _trading(info)
+            if listed is None:
+                log.warning("Binance's exchangeInfo has no symbol list; streams are "
+                            "subscribed unchecked")
+                return self._failed()
+            self._symbols = listed
+            return listed
+
+    def _failed(self) -> frozenset[str] | None:
+        """What was known before; asked again in a minute, not in `ttl_seconds`."""
+        self._asked_at = time.monotonic() - max(0.0, self.ttl_seconds - self.RETRY_SECONDS)
+        return self._symbols
+
+
+def _trading(info: Any) -> frozenset[str] | None:
+    """The TRADING symbols of an exchangeInfo answer; None if it has no symbol list."""
+    entries = info.get("symbols") if isinstance(info, dict) else None
+    if not isinstance(entries, list) or len(entries) > TradingSymbols.MAX_SYMBOLS:
+        return None
+    return frozenset(entry["symbol"] for entry in entries
+                     if isinstance(entry, dict) and entry.get("status") == "TRADING"
+                     and isinstance(entry.get("symbol"), str) and len(entry["symbol"]) <= 20)
 
 
 def _binance_message(response: requests.Response) -> str:

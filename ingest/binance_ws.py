@@ -19,6 +19,10 @@ The database going away does not end a session: its records wait in the writer, 
 are saved once the database is back, and a session that began while it was down gets its
 run then.
 
+Before subscribing, a connection leaves out the symbols Binance does not list as trading
+(exchangeInfo, through `listing`): Binance acknowledges a SUBSCRIBE for them and sends
+nothing, so a misspelt symbol would look quiet for ever. Each is logged with the run.
+
 Per-symbol streams, not all-market ones: Binance has no all-market kline stream, removed
 `!bookTicker`, and deprecated `!ticker@arr`; `!miniTicker@arr` lacks the price change
 percent (P) and the trade count (n) that tickers_24h stores.
@@ -56,6 +60,7 @@ from ingest.ws_frames import BINARY, CLOSE, PING, TEXT, ConnectionClosed, FrameR
 
 log = logging.getLogger(__name__)
 
+Listing = Callable[[], frozenset[str] | None]  # the symbols Binance trades; None: unknown
 MAX_STREAMS = 1024
 # 200 names make a SUBSCRIBE of about 5 KB and a full connection six messages (1.5 s at the
 # pace below). Binance documents no cap per message, but far larger ones have been seen to
@@ -164,6 +169,7 @@ class _SessionCounts:
         self.run = run
         self.reader = reader
         self.books = BookTickerSampler(symbols)
+        self.symbols = tuple(symbols)  # those subscribed: Binance lists them (or cannot say)
         self.pacer = _Pacer()
         self.acked = 0  # the highest SUBSCRIBE id answered with success
         self.refused: str | None = None  # the exchange's error answer, if it gave one
@@ -183,8 +189,10 @@ class StreamConnection(threading.Thread):
 
     def __init__(self, ws_url: str, symbols: Sequence[str], writer: Writer, engine: Engine,
                  options: StreamOptions, *, on_connect: Callable[[Sequence[str]], None] | None
-                 = None, clock: Callable[[], float] = time.time, number: int = 0) -> None:
+                 = None, clock: Callable[[], float] = time.time, number: int = 0,
+                 listing: Listing | None = None) -> None:
         super().__init__(name=f"spot-ws-{number}", daemon=True)
+        self.listing = listing
         self.url = f"{ws_url.rstrip('/')}/stream"
         self.symbols = tuple(symbols)
         self.streams = stream_names(symbols)
@@ -241,7 +249,7 @@ class StreamConnection(threading.Thread):
             end = self._subscribe(ws, counts)
             if end is None:
                 if self.on_connect is not None:
-                    self.on_connect(self.symbols)
+                    self.on_connect(counts.symbols)
                 end = self._read(ws, counts)
             return end
         finally:
@@ -262,8 +270,9 @@ class StreamConnection(threading.Thread):
         the exchange refuses: those are logged with the run and left out, and the rest
         stream. A connection whose every stream is refused is a failed attempt."""
         self.stats.subscribed, self.stats.refused = 0, []
-        pending = deque(self.streams[i:i + SUBSCRIBE_BATCH]
-                        for i in range(0, len(self.streams), SUBSCRIBE_BATCH))
+        streams = self._listed_streams(counts)
+        pending = deque(streams[i:i + SUBSCRIBE_BATCH]
+                        for i in range(0, len(streams), SUBSCRIBE_BATCH))
         number = 0
         while pending:
             batch = pending.popleft()
@@ -292,6 +301,21 @@ class StreamConnection(threading.Thread):
         if self.streams and not self.stats.subscribed:
             return self._subscription_failed(counts, "every stream was refused")
         return None
+
+    def _listed_streams(self, counts: _SessionCounts) -> list[str]:
+        """The streams of the symbols Binance lists as trading (all of them when it cannot
+        say); each symbol it does not list is logged with the run and left out (Binance
+        would acknowledge it and send nothing)."""
+        listed = self.listing() if self.listing is not None else None
+        if listed is None:
+            return self.streams
+        counts.symbols = tuple(symbol for symbol in self.symbols if symbol in listed)
+        for symbol in (symbol for symbol in self.symbols if symbol not in listed):
+            left_out = stream_names([symbol])
+            self.stats.refused += left_out
+            self._log_error(counts, f"symbol {symbol} left out: Binance does not list it as "
+                                    "trading (exchangeInfo)", None)
+        return stream_names(counts.symbols)
 
     def _await_ack(self, ws: websocket.WebSocket, counts: _SessionCounts,
                    number: int) -> SessionEnd | str | None:
@@ -502,10 +526,10 @@ class SpotStream:
     def __init__(self, ws_url: str, symbols: Sequence[str], writer: Writer, engine: Engine,
                  options: StreamOptions, *, on_connect: Callable[[Sequence[str]], None] | None
                  = None, clock: Callable[[], float] = time.time,
-                 max_streams: int = MAX_STREAMS) -> None:
+                 max_streams: int = MAX_STREAMS, listing: Listing | None = None) -> None:
         self.connections = [
             StreamConnection(ws_url, group, writer, engine, options, on_connect=on_connect,
-                             clock=clock, number=number)
+                             clock=clock, number=number, listing=listing)
             for number, group in enumerate(connection_groups(list(symbols), max_streams))]
 
     def start(self) -> SpotStream:

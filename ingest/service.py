@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from app.config import Settings
 from db.engine import make_engine
 from ingest.alerts import AlertService
-from ingest.binance_rest import BinanceError, BinanceRest
+from ingest.binance_rest import BinanceError, BinanceRest, TradingSymbols
 from ingest.binance_ws import SpotStream, StreamOptions
 from ingest.gaps import GapRepairer, repair_symbol
 from ingest.job_queue import job_queue_jobs
@@ -87,7 +87,8 @@ class _Feeds:
                                     tuning.gap_horizon_minutes)
         self.stream = SpotStream(settings.endpoints["BINANCE_WS_URL"], settings.spot_symbols,
                                  self.writer, engine, StreamOptions.from_settings(tuning),
-                                 on_connect=self.repairer.request)
+                                 on_connect=self.repairer.request,
+                                 listing=TradingSymbols(rest_url))
         self.alerts = _alerts(settings, engine)
         self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": 60})

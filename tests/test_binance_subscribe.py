@@ -12,8 +12,16 @@ import websocket
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
+from db.embedded import free_port
 from db.schema import ingest_errors
-from ingest.binance_ws import MAX_STREAMS, SUBSCRIBE_BATCH, SpotStream, StreamOptions
+from ingest.binance_rest import TradingSymbols
+from ingest.binance_ws import (
+    KINDS,
+    MAX_STREAMS,
+    SUBSCRIBE_BATCH,
+    SpotStream,
+    StreamOptions,
+)
 from ingest.fake.server import FakeExchange
 from ingest.fake.ws import WsLimits
 from tests.spot_support import BINANCE, wait_until
@@ -219,6 +227,44 @@ def test_refused_streams_are_left_out_logged_with_the_run_and_the_rest_stream(en
         "stream ethusdt@bookTicker left out", "stream ethusdt@ticker left out"]
     assert all("code 2: Invalid request: a connection listens to at most 4" in m
                for m in logged)
+
+
+def test_a_symbol_binance_does_not_list_is_left_out_with_the_run_and_the_rest_stream(engine):
+    writer = RecordingWriter()
+    repaired = []
+    with FakeExchange("simulate", symbols=["BTCUSDT", "ETHUSDT"]) as fake:
+        stream = SpotStream(fake.ws_url, ["BTCUSDT", "BTCUSTD", "ETHUSDT"], writer, engine,
+                            QUICK, listing=TradingSymbols(fake.rest_url),
+                            on_connect=repaired.append).start()
+        connection = stream.connections[0]
+        try:
+            wait_until(lambda: writer.tables.get("candles") == {"BTCUSDT", "ETHUSDT"}
+                       and connection.stats.subscribed == 6, message="the rest streaming")
+            sessions = connection.stats.sessions
+        finally:
+            stream.stop()
+    assert connection.stats.refused == [f"btcustd@{kind}" for kind in KINDS]
+    assert sessions == 1, "a symbol left out is not a failed attempt"
+    assert repaired == [("BTCUSDT", "ETHUSDT")]  # the gap repairer asks for listed ones only
+    with engine.connect() as connection_:
+        logged = list(connection_.scalars(select(ingest_errors.c.message)))
+    assert logged == ["symbol BTCUSTD left out: Binance does not list it as trading "
+                      "(exchangeInfo)"]
+
+
+def test_the_streams_are_subscribed_unchecked_when_binance_cannot_say_what_it_lists(
+        engine, caplog):
+    listing = TradingSymbols(f"http://127.0.0.1:{free_port()}")
+    assert listing() is None and "subscribed unchecked" in caplog.text
+    writer = RecordingWriter()
+    with FakeExchange("simulate", symbols=["BTCUSDT"]) as fake:
+        stream = SpotStream(fake.ws_url, ["BTCUSDT"], writer, engine, QUICK,
+                            listing=listing).start()
+        try:
+            wait_until(lambda: stream.connections[0].stats.subscribed == 3,
+                       message="subscribed")
+        finally:
+            stream.stop()
 
 
 def test_a_connection_whose_every_stream_is_refused_retries_with_backoff(engine, caplog):
