@@ -23,6 +23,8 @@ constant time; 401 otherwise); without a token it answers loopback callers only 
 from __future__ import annotations
 
 import atexit
+import bisect
+import collections
 import hmac
 import ipaddress
 import logging
@@ -159,14 +161,32 @@ def count_merge(table: str, inserted: int, updated: int, duplicates: int) -> Non
 
 def observe_lag(records: Iterable[Any], committed_at: float) -> None:
     """Observe, per table, each committed record's lag from its exchange event time."""
-    children: dict[str, Any] = {}
+    lags: dict[str, list[float]] = {}
     for record in records:
-        if record.event_ms is None:
-            continue
-        child = children.get(record.table)
-        if child is None:
-            child = children[record.table] = INGEST_LAG.labels(record.table)
-        child.observe(max(0.0, committed_at - record.event_ms / 1000))
+        if record.event_ms is not None:
+            lags.setdefault(record.table, []).append(
+                max(0.0, committed_at - record.event_ms / 1000))
+    for table, amounts in lags.items():
+        observe_many(INGEST_LAG.labels(table), amounts)
+
+
+def observe_many(child: Any, amounts: Sequence[float]) -> None:
+    """Observe every amount into a histogram's child as that many `observe` calls would,
+    with one increment per bucket touched: `observe` takes a lock and walks the buckets in
+    Python for each amount, a fifth of the writer's time on a batch of candles. Falls back
+    to `observe` should prometheus_client's histogram not be built as this expects."""
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for amount in amounts:
+            child.observe(amount)
+        return
+    # observe() counts an amount in the first bucket whose bound it does not exceed.
+    for index, count in collections.Counter(bisect.bisect_left(bounds, amount)
+                                            for amount in amounts).items():
+        buckets[index].inc(count)
+    total.inc(sum(amounts))
 
 
 def timed_callback(register: Callable[[Callable], Callable],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, insert, select, text
 
@@ -292,3 +293,18 @@ def test_rows_counted_equal_rows_stored_across_two_gunicorn_workers(database_url
         if not stopped:
             fake.stop()
         engine.dispose()
+
+
+def test_observing_many_amounts_at_once_counts_as_observing_each():
+    registry = CollectorRegistry()
+    one_by_one, at_once = (Histogram(name, "lags", ["table"], buckets=metrics.LAG_BUCKETS,
+                                     registry=registry) for name in ("each", "many"))
+    amounts = [0.0, 0.05, 0.1, 0.1000001, 0.25, 0.999, 1.0, 7.5, 1e6, *metrics.LAG_BUCKETS]
+    for amount in amounts:
+        one_by_one.labels("candles").observe(amount)
+    metrics.observe_many(at_once.labels("candles"), amounts)
+    samples = {name: [(s.name.removeprefix(name), s.labels, s.value)
+                      for metric in registry.collect() if metric.name == name
+                      for s in metric.samples if not s.name.endswith("_created")]
+               for name in ("each", "many")}
+    assert samples["each"] == samples["many"] and len(samples["each"]) > 5
