@@ -99,8 +99,9 @@ class BookTickerSampler:
     frame of one of `symbols`' bookTicker streams is told by its stream name alone, and
     only the second's last is decoded and checked, once the second is over (`take`), and
     written once, by the writer's append path. A frame a newer one replaces within its
-    second is dropped unexamined, as the writer dropped it before. Any other frame is not
-    held: it goes the general way and is checked at once."""
+    second is dropped unexamined (before, it was converted and then replaced in the
+    writer's buffer or in the table). Any other frame is not held: it goes the general
+    way and is checked at once."""
 
     def __init__(self, symbols: Iterable[str]) -> None:
         self.streams = {f"{symbol.lower()}@bookTicker".encode(): symbol for symbol in symbols}
