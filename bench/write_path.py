@@ -62,6 +62,7 @@ from ingest.spot_records import book_ticker_record, kline_record
 from ingest.writer import MERGES, Batch, Writer
 
 BATCH = 5000
+BOOK_REPEATS = 0.05  # share of a book ticker batch repeating a key of the batch before
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -91,7 +92,7 @@ def _book_ticker(symbol: str, second: int, rng: random.Random):
     return book_ticker_record(event, T0.timestamp() + second + 0.5)
 
 
-def book_ticker_batches(rows: int, symbols: Sequence[str], repeat_share: float = 0.05,
+def book_ticker_batches(rows: int, symbols: Sequence[str], repeat_share: float = BOOK_REPEATS,
                         seed: int = 1) -> list[Batch]:
     """Samples a second per symbol, in batches; `repeat_share` of each batch after the
     first re-sends a key of the previous batch's last second with a newer value."""
@@ -358,7 +359,7 @@ def way_databases(database_url: str, count: int) -> Iterator[list[Engine]]:
         admin.dispose()
 
 
-def _workloads(rows: int, symbols: int, book_repeats: float = 0.05
+def _workloads(rows: int, symbols: int, book_repeats: float = BOOK_REPEATS
                ) -> dict[str, list[Batch]]:
     # A candle batch updates every symbol's open 1m and 5m candle: half a batch of symbols.
     candle_symbols = [f"CAN{n:04d}USDT" for n in range(BATCH // 2)]
@@ -389,7 +390,7 @@ def _race(ways: dict[str, Way], batches: int, rounds: int) -> dict[str, list[flo
 
 def write_table(database_url: str, rows: int = 100_000, symbols: int = 500,
                 rounds: int = 5, ways: Sequence[str] = tuple(WAYS), *,
-                book_repeats: float = 0.05) -> list[dict]:
+                book_repeats: float = BOOK_REPEATS) -> list[dict]:
     """Rows/s per way for candles and book tickers (median of `rounds`), each with its ratio
     to binary COPY; one dict per table and way, ready to print. The ways write into
     databases of their own, created beside the one at `database_url` and dropped after."""
@@ -429,7 +430,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS))
-    parser.add_argument("--book-repeats", type=float, default=0.05,
+    parser.add_argument("--book-repeats", type=float, default=BOOK_REPEATS,
                         help="share of a book ticker batch re-sending a key of the batch "
                              "before (a second split across two flushes; the stream now "
                              "writes a second once, so 0 is what it sends while busy)")

@@ -256,10 +256,7 @@ class StreamConnection(threading.Thread):
             metrics.WS_OPEN.labels(EXCHANGE).dec()
             with contextlib.suppress(WebSocketException, OSError):
                 ws.close(timeout=1)
-            records: list[Record] = []
-            self._release_books(counts, records)  # the last second's samples
-            if records:
-                self.writer.submit(records, counts.run)
+            self._hand_off(counts, 0, [])  # the held book tickers of the last second
             self._meter(counts, time.monotonic())
             self._close_run(counts, end)
 
@@ -310,11 +307,11 @@ class StreamConnection(threading.Thread):
         if listed is None:
             return self.streams
         counts.symbols = tuple(symbol for symbol in self.symbols if symbol in listed)
-        for symbol in (symbol for symbol in self.symbols if symbol not in listed):
-            left_out = stream_names([symbol])
-            self.stats.refused += left_out
-            self._log_error(counts, f"symbol {symbol} left out: Binance does not list it as "
-                                    "trading (exchangeInfo)", None)
+        for symbol in self.symbols:
+            if symbol not in listed:
+                self.stats.refused += stream_names([symbol])
+                self._log_error(counts, f"symbol {symbol} left out: Binance does not list it "
+                                        "as trading (exchangeInfo)", None)
         return stream_names(counts.symbols)
 
     def _await_ack(self, ws: websocket.WebSocket, counts: _SessionCounts,
@@ -434,9 +431,10 @@ class StreamConnection(threading.Thread):
         is over); True on serverShutdown. A malformed frame is counted, logged with the run
         and skipped."""
         received_at = self.clock()
-        if int(received_at) != counts.books.second:
+        second = int(received_at)
+        if second != counts.books.second:
             self._release_books(counts, records)
-            counts.books.second = int(received_at)
+            counts.books.second = second
         if counts.books.hold(data):
             return False
         try:
