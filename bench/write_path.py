@@ -16,10 +16,11 @@ candles and book tickers:
   staging table (tried and left here, slower);
 - writer: Writer._write on each batch, as the writing thread runs it: rows whose keys are
   later than the newest the writer wrote for their series appended by COPY, the rest merged
-  (its first batch is merged whole: a fresh writer knows nothing yet);
-- live table sketch (candles): the open candle of each series kept apart in a small plain
-  table, closed candles merged into the hypertable: a design the app does not use (yet),
-  measured for what it would gain.
+  (its first batch is merged whole: a fresh writer knows nothing yet); an open candle goes
+  to the unlogged candles_live, one row per series (migration 0011);
+- writer, logged candles_live (candles): the same with candles_live a logged table;
+- writer before 0011 (candles): every candle in the hypertable, the open one updated in
+  place, pages 30 % free (migration 0010): what the writer did before.
 
 Each way writes into a database of its own in the same cluster; batch by batch the ways
 take turns in a shuffled order, so a busy moment of a shared machine falls on all alike.
@@ -45,19 +46,19 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, text
+from sqlalchemy import Connection, Engine, Table, text
 
 from db.bulk import MergeResult, _action, _quote, _types, copy_merge, copy_rows
 from db.embedded import EmbeddedPostgres
 from db.engine import make_engine
 from db.migrate import upgrade
-from db.schema import candles
 from ingest.spot_records import book_ticker_record, kline_record
 from ingest.writer import MERGES, Batch, Writer
 
@@ -263,6 +264,8 @@ class ThroughWriter(Way):
 
     def reset(self) -> None:
         super().reset()
+        with self.engine.begin() as connection:
+            connection.execute(text("TRUNCATE candles_live"))
         self.writer = Writer(self.engine)
 
     def write(self, n: int) -> None:
@@ -270,66 +273,43 @@ class ThroughWriter(Way):
         assert not self.writer.stats.rejected and not self.writer.stats.failures
 
 
-class FillfactorWriter(ThroughWriter):
-    """The writer into a table whose pages keep room free, so that an update can stay on
-    its page without new index entries (a HOT update): candles are mostly updates."""
+class InPlaceWriter(Writer):
+    """The writer as it was before migration 0011: open candles updated in the hypertable."""
 
-    fillfactor = 70
-
-    def reset(self) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(text(f"ALTER TABLE {self.table} "
-                                    f"SET (fillfactor = {self.fillfactor})"))
-        super().reset()
+    def _merge(self, connection, spec, records, append, final):
+        return super()._merge(connection, replace(spec, live=None), records, append, final)
 
 
-class HalfEmptyWriter(FillfactorWriter):
-    fillfactor = 50
-
-
-class LiveTableSketch(Way):
-    """A design sketch, not what the app does: each series' open candle in a small plain
-    table (`candles_live`, one row per exchange, symbol and interval, fillfactor 50), and
-    only closed candles in the hypertable. An update of the open candle is an upsert into
-    the small table (a late one for an older minute is skipped); a closed candle is merged
-    into the hypertable. Readers would read the two together; none does yet. It measures
-    what the write path would gain from storing the live candle apart."""
+class InPlaceWay(ThroughWriter):
+    """The writer before 0011: every candle, open or closed, in the hypertable, whose pages
+    kept 30 % free for the updates (0010)."""
 
     tables = ("candles",)
-    KEY = ("exchange", "symbol", "interval")
-
-    def __init__(self, engine: Engine, table: str, batches: list[Batch]) -> None:
-        super().__init__(engine, table, batches)
-        with engine.begin() as connection:
-            connection.execute(text(
-                "CREATE TABLE IF NOT EXISTS candles_live (LIKE candles INCLUDING DEFAULTS, "
-                "PRIMARY KEY (exchange, symbol, interval)) WITH (fillfactor = 50)"))
-        self.live = Table("candles_live", MetaData(),
-                          *(Column(column.name, column.type) for column in candles.columns))
 
     def reset(self) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(text("ALTER TABLE candles SET (fillfactor = 70)"))
         super().reset()
-        with self.engine.begin() as connection:
-            connection.execute(text("TRUNCATE candles_live"))
+        self.writer = InPlaceWriter(self.engine)
 
-    def write(self, n: int) -> None:
-        rows = [record.row for record, _run in self.batches[n].values()]
-        spec = self.spec
+
+class LoggedLiveWay(ThroughWriter):
+    """The writer with candles_live made a logged table: what UNLOGGED saves."""
+
+    tables = ("candles",)
+
+    def reset(self) -> None:
         with self.engine.begin() as connection:
-            copy_merge(connection, self.live, [row for row in rows if not row["is_closed"]],
-                       key=self.KEY, update=[c for c in (*spec.update, "open_time")
-                                             if c not in self.KEY],
-                       only_if="candles_live.open_time <= EXCLUDED.open_time")
-            copy_merge(connection, spec.table, [row for row in rows if row["is_closed"]],
-                       key=spec.key, update=spec.update, only_if=spec.only_if,
-                       unique_keys=True)
+            connection.execute(text("ALTER TABLE candles_live SET LOGGED"))
+        super().reset()
 
 
 WAYS: dict[str, type[Way]] = {
+
     "binary COPY": Copy, "text COPY": TextCopy, "copy_merge text": Merge,
     "copy_merge binary": BinaryMerge, "unnest merge": UnnestMerge, "writer": ThroughWriter,
-    "writer, fillfactor 70": FillfactorWriter, "writer, fillfactor 50": HalfEmptyWriter,
-    "live table sketch": LiveTableSketch,
+    "writer, logged candles_live": LoggedLiveWay,
+    "writer before 0011 (in place)": InPlaceWay,
 }
 
 

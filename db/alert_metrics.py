@@ -127,7 +127,7 @@ CROSS JOIN LATERAL (SELECT ts, bid, ask FROM book_tickers
 
 CLOSES_AT = sql("""
 SELECT s.symbol, c.open_time, c.close FROM unnest(:symbols) AS s (symbol)
-CROSS JOIN LATERAL (SELECT open_time, close FROM candles
+CROSS JOIN LATERAL (SELECT open_time, close FROM candles_all
                     WHERE exchange = :exchange AND symbol = s.symbol AND interval = '1m'
                       AND open_time <= :at
                       AND open_time > CAST(:at AS timestamptz) - interval '1 day'
@@ -201,7 +201,7 @@ CLOSE_SERIES = sql("""
 SELECT DISTINCT ON (bucket) bucket, open_time, close FROM (
     SELECT date_bin(:width, open_time, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
            open_time, close
-    FROM candles
+    FROM candles_all
     WHERE exchange = :exchange AND symbol = :symbol AND interval = '1m'
       AND open_time >= :start AND open_time < :end) AS c
 ORDER BY bucket, open_time DESC

@@ -113,6 +113,61 @@ def copy_merge(connection: Connection, table: Table, rows: Sequence[Mapping[str,
     return MergeResult(inserted, updated, len(rows) - inserted - updated)
 
 
+def merge_newest(connection: Connection, live: Table, rows: Sequence[Mapping[str, Any]], *,
+                 series: Sequence[str], time: str, retire_into: Table | None = None,
+                 unique: bool = False) -> tuple[MergeResult, int]:
+    """Keep one row per series in `live`, the one with the latest `time`: a row for a newer
+    time replaces the stored one, a row for the same time updates it, an older one is
+    skipped. Of the rows in `rows`, the last for a series and time wins (`unique` promises
+    one row per series, which spares sorting them out).
+
+    `retire_into` (a table shaped like `live`, with a unique key of the series and `time`)
+    receives each stored row a newer one replaces, unless it has that key already: an open
+    candle whose close never came stays on record, open, for the gap repairer to complete.
+    The retiring and the merge are one statement, so the rows retired are the ones the merge
+    replaces. Returns what the merge did in `live`, and the rows retired.
+    """
+    total = len(rows)
+    if not unique:
+        newest: dict[Any, Mapping[str, Any]] = {}
+        at = itemgetter(*series)
+        for row in rows:
+            key = at(row)
+            held = newest.get(key)
+            if held is None or row[time] >= held[time]:
+                newest[key] = row
+        rows = list(newest.values())
+    if not rows:
+        return MergeResult(0, 0, total), 0
+    columns = list(rows[0].keys())
+    stage = _stage_name(live, columns)
+    cols = ", ".join(map(_quote, columns))
+    keys = ", ".join(map(_quote, series))
+    when = _quote(time)
+    cursor = connection.connection.driver_connection.cursor()
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                   f"(LIKE {_quote(live.name)} INCLUDING DEFAULTS, "
+                   "_seq bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DELETE ROWS")
+    _copy(cursor, stage, live, rows, binary=False)
+    update = [column for column in columns if column not in series]
+    retire = ""
+    if retire_into is not None:
+        stored = ", ".join(f"l.{_quote(column)}" for column in columns)
+        retire = (f"retired AS (INSERT INTO {_quote(retire_into.name)} ({cols}) "
+                  f"SELECT {stored} FROM {_quote(live.name)} AS l JOIN {stage} AS s "
+                  f"USING ({keys}) WHERE s.{when} > l.{when} ON CONFLICT DO NOTHING RETURNING 1), ")
+    cursor.execute(
+        f"WITH {retire}merged AS (INSERT INTO {_quote(live.name)} ({cols}) "
+        f"SELECT {cols} FROM {stage} ON CONFLICT ({keys}) "
+        f"{_action(update, f'{_quote(live.name)}.{when} <= EXCLUDED.{when}')} "
+        "RETURNING (xmax = 0) AS fresh) "
+        "SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh), "
+        f"{'(SELECT count(*) FROM retired)' if retire else '0'} FROM merged")
+    inserted, updated, retired = cursor.fetchone()
+    cursor.execute(f"DELETE FROM {stage}")
+    return MergeResult(inserted, updated, total - inserted - updated), retired
+
+
 def _action(update: Sequence[str], only_if: str | None) -> str:
     if not update:
         return "DO NOTHING"

@@ -58,13 +58,13 @@ def _spans_sql(spans: int) -> str:
     """The raw candles of one source over spans [start_n, end_n), the holes the rollups
     leave, as one relation: a range per branch, so each branch reads only its chunks
     (constants a join of the spans would hide from TimescaleDB's chunk exclusion)."""
-    return " UNION ALL ".join(f"SELECT * FROM candles WHERE {_OF_SOURCE} AND {_in_span(n)}"
+    return " UNION ALL ".join(f"SELECT * FROM candles_all WHERE {_OF_SOURCE} AND {_in_span(n)}"
                               for n in range(spans))
 
 
 def _sources_sql(spans: int) -> str:
     """Which candidate intervals have raw candles in any of the spans."""
-    found = " OR ".join(f"EXISTS (SELECT 1 FROM candles WHERE exchange = :exchange "
+    found = " OR ".join(f"EXISTS (SELECT 1 FROM candles_all WHERE exchange = :exchange "
                         f"AND symbol = :symbol AND interval = source AND {_in_span(n)})"
                         for n in range(spans))
     return f"SELECT source FROM unnest(CAST(:candidates AS text[])) AS source WHERE {found}"

@@ -128,24 +128,38 @@ payment_methods = Table(
     _ts("first_seen_at", nullable=False, server_default=func.now()),
 )
 
-candles = Table(
-    "candles", metadata,
-    Column("exchange", Text, nullable=False),
-    Column("symbol", Text, nullable=False),
-    Column("interval", Text, nullable=False),
-    _ts("open_time", nullable=False),
-    Column("open", Numeric, nullable=False),
-    Column("high", Numeric, nullable=False),
-    Column("low", Numeric, nullable=False),
-    Column("close", Numeric, nullable=False),
-    Column("volume", Numeric, nullable=False),
-    _ts("close_time", nullable=False),
-    Column("trades", BigInteger, nullable=False),
-    Column("quote_volume", Numeric, nullable=False),
-    Column("taker_base_volume", Numeric, nullable=False),
-    Column("taker_quote_volume", Numeric, nullable=False),
-    Column("is_closed", Boolean, nullable=False),
-)
+def _candle_columns() -> list[Column]:
+    return [
+        Column("exchange", Text, nullable=False),
+        Column("symbol", Text, nullable=False),
+        Column("interval", Text, nullable=False),
+        _ts("open_time", nullable=False),
+        Column("open", Numeric, nullable=False),
+        Column("high", Numeric, nullable=False),
+        Column("low", Numeric, nullable=False),
+        Column("close", Numeric, nullable=False),
+        Column("volume", Numeric, nullable=False),
+        _ts("close_time", nullable=False),
+        Column("trades", BigInteger, nullable=False),
+        Column("quote_volume", Numeric, nullable=False),
+        Column("taker_base_volume", Numeric, nullable=False),
+        Column("taker_quote_volume", Numeric, nullable=False),
+        Column("is_closed", Boolean, nullable=False),
+    ]
+
+
+# Closed candles (and open ones written before migration 0011), one per series and open time.
+candles = Table("candles", metadata, *_candle_columns())
+
+# Each series' open candle, one row per exchange, symbol and interval, in an UNLOGGED table
+# (migration 0011): updated on every kline frame of its minute, and rebuilt by the stream
+# within seconds should a crash empty it.
+candles_live = Table("candles_live", metadata, *_candle_columns())
+
+# What readers read: `candles` and every open candle not yet stored closed (a view, so it
+# lives in a MetaData of its own: nothing creates or empties it as a table).
+views = MetaData()
+candles_all = Table("candles_all", views, *_candle_columns())
 
 # 1h and 1d candles the leader recomputes from raw candles (db/rollups.py, migration 0007).
 candle_rollups = Table(

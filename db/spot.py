@@ -47,7 +47,7 @@ SELECT s.symbol, b.bucket, l.close
 FROM unnest(:symbols) WITH ORDINALITY AS s (symbol, n)
 CROSS JOIN generate_series(:first, :end - interval '1 microsecond', :width) AS b (bucket)
 CROSS JOIN LATERAL (
-    SELECT close FROM candles
+    SELECT close FROM candles_all
     WHERE exchange = :exchange AND symbol = s.symbol AND interval = '1m'
       AND open_time >= b.bucket AND open_time < b.bucket + :width
       AND open_time >= :first AND open_time < :end
@@ -65,7 +65,7 @@ SELECT s.symbol,
        (SELECT max(ts) FROM (SELECT ts FROM tickers_24h
                              WHERE exchange = :exchange AND symbol = s.symbol
                              ORDER BY ts DESC LIMIT 1) t) AS ticker_24h,
-       (SELECT max(open_time) FROM (SELECT open_time FROM candles
+       (SELECT max(open_time) FROM (SELECT open_time FROM candles_all
                                     WHERE exchange = :exchange AND symbol = s.symbol
                                       AND interval = '1m'
                                     ORDER BY open_time DESC LIMIT 1) c) AS candle_1m

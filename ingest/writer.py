@@ -8,7 +8,9 @@ row comes. Rows whose key is later than the newest the writer has written for th
 (a symbol's book tickers, its 1m candles) cannot be in the table yet: they are appended
 with a plain COPY. The others are merged (COPY into a staging table + INSERT ... ON
 CONFLICT). Should an appended key be there after all, written by another process, the
-transaction is rolled back and the whole batch merged.
+transaction is rolled back and the whole batch merged. An open candle is not written to
+`candles` at all but kept in `candles_live`, one row per series (db.bulk.merge_newest):
+`candles` gets the closed ones, which append.
 
 When the database is down the batch goes back to the front of the buffer and the thread
 retries with capped exponential backoff, so the rows held through an outage are written
@@ -36,8 +38,8 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from app import metrics
 from app.config import IngestSettings
-from db.bulk import MergeResult, copy_merge, copy_rows
-from db.schema import book_tickers, candles, tickers_24h
+from db.bulk import MergeResult, copy_merge, copy_rows, merge_newest
+from db.schema import book_tickers, candles, candles_live, tickers_24h
 from ingest.runs import Run
 from ingest.spot_records import CANDLE_KEY, TICKER_KEY, Record
 
@@ -53,11 +55,17 @@ DATABASE_ERRORS = (SQLAlchemyError, psycopg.Error)
 
 @dataclass(frozen=True)
 class MergeSpec:
-    """How the records of one table are merged: key, updated columns, update condition."""
+    """How the records of one table are merged: key, updated columns, update condition.
+
+    A table with a `live` table beside it keeps there the rows not yet final (`final` is
+    false: a candle still open), one per series (the key without its time), and gets only
+    the final rows, which mostly append."""
 
     table: Table
     key: tuple[str, ...]
     only_if: str | None = None
+    live: Table | None = None
+    final: str | None = None
 
     @property
     def update(self) -> tuple[str, ...]:
@@ -65,11 +73,19 @@ class MergeSpec:
 
 
 MERGES: dict[str, MergeSpec] = {
-    # A closed candle is final: a late live update never reopens it.
-    "candles": MergeSpec(candles, CANDLE_KEY, "candles.is_closed IS NOT TRUE"),
+    # A closed candle is final: a late live update never reopens it. The open candle is
+    # updated on every frame of its minute, in a small unlogged table (migration 0011).
+    "candles": MergeSpec(candles, CANDLE_KEY, "candles.is_closed IS NOT TRUE",
+                         live=candles_live, final="is_closed"),
     "book_tickers": MergeSpec(book_tickers, TICKER_KEY),
     "tickers_24h": MergeSpec(tickers_24h, TICKER_KEY),
 }
+
+
+def _total(results: Iterable[MergeResult]) -> MergeResult:
+    results = list(results)
+    return MergeResult(sum(r.inserted for r in results), sum(r.updated for r in results),
+                       sum(r.skipped for r in results))
 
 
 @dataclass
@@ -98,12 +114,14 @@ class _Newest:
     """The newest time written per series (a record's key without its time, e.g. a symbol's
     book tickers or its 1m candles), as far as this writer knows: a later key cannot be in
     the table unless another process wrote it. A series the writer has not written since
-    it started is unknown, so its records are merged until one commits."""
+    it started is unknown, so its records are merged until one commits. For a table with a
+    live table beside it, also the time of each series' live row as this writer left it."""
 
     LIMIT = 100_000  # series remembered at most; beyond that, start again
 
     def __init__(self) -> None:
         self._times: dict[tuple, int] = {}
+        self._live: dict[tuple, int] = {}
 
     def split(self, records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
         """The records whose keys are later than their series' newest, and the others."""
@@ -115,21 +133,62 @@ class _Newest:
             (new if newest is not None and key[-1] > newest else known).append(record)
         return new, known
 
-    def note(self, items: Iterable[tuple[Record, Run | None]]) -> None:
-        """Remember the newest key of each series in a committed batch."""
-        times = self._times
-        if len(times) > self.LIMIT:
+    def sort_live(self, spec: MergeSpec, records: Iterable[Record]
+                  ) -> tuple[list[Record], list[Record], int, bool]:
+        """The final records; the live ones worth writing; how many live ones came after
+        their series' final row (a late frame of a closed candle: nothing shows it); and
+        whether a stored live row may be replaced by a later one with no final row of its
+        time written (a close that never came, or a series this writer has not left a live
+        row of), so that it must be retired. The live rows' times are noted at once; should
+        the batch not commit, the caller calls forget_live."""
+        final, late, moves = [], 0, False
+        live: dict[tuple, Record] = {}  # the latest live record per series
+        times, left, flag = self._times, self._live, spec.final
+        closing: dict[tuple, int] = {}  # the newest final time per series in this batch
+        for record in records:
+            key = record.key
+            series, at = key[:-1], key[-1]
+            if record.row[flag]:
+                final.append(record)
+                if at > closing.get(series, -1):
+                    closing[series] = at
+                continue
+            newest = times.get(series, -1)
+            held = live.get(series)
+            if at <= newest or (held is not None and held.key[-1] > at):
+                late += 1
+                continue
+            if held is not None:
+                late += 1  # an earlier minute of the series in this batch: replaced
+            live[series] = record
+            was = left.get(series)
+            if was is None or was < at:
+                left[series] = at
+                if was is None or max(newest, closing.get(series, -1)) < was:
+                    moves = True
+        return final, list(live.values()), late, moves
+
+    def note(self, final: Iterable[Record]) -> None:
+        """Remember the newest final key of each series in a committed batch."""
+        times, left = self._times, self._live
+        if len(times) > self.LIMIT or len(left) > self.LIMIT:
             times.clear()
-        for record, _run in items:
+            left.clear()
+        for record in final:
             key = record.key
             series = key[:-1]
             if key[-1] > times.get(series, key[-1] - 1):
                 times[series] = key[-1]
 
+    def forget_live(self) -> None:
+        """Forget where the live rows were left: a batch that noted them did not commit."""
+        self._live.clear()
+
     def forget(self, items: Iterable[tuple[Record, Run | None]]) -> None:
         """Forget the series of a batch: someone else writes them too."""
         for record, _run in items:
             self._times.pop(record.key[:-1], None)
+            self._live.pop(record.key[:-1], None)
 
 
 @dataclass
@@ -316,32 +375,56 @@ class Writer:
         groups: dict[tuple[str, Run | None], list[Record]] = {}
         for record, run in batch.values():
             groups.setdefault((record.table, run), []).append(record)
-        results, merged = [], []
+        results, merged, final = [], [], []
         try:
             with self.engine.begin() as connection:
                 for (table, run), records in groups.items():
-                    result = self._merge(connection, MERGES[table], records, append)
-                    results.append((run, result))
-                    merged.append((table, result))
+                    parts = self._merge(connection, MERGES[table], records, append, final)
+                    results.append((run, _total(parts.values())))
+                    merged += parts.items()
         except psycopg.errors.UniqueViolation:
+            self._newest.forget_live()
             if not append:
                 raise
             self._newest.forget(batch.values())
             return self._commit(batch, append=False)
-        self._newest.note(batch.values())
+        except BaseException:
+            self._newest.forget_live()
+            raise
+        self._newest.note(final)
         for table, result in merged:  # committed: count them
             metrics.count_merge(table, result.inserted, result.updated, result.skipped)
         return results
 
     def _merge(self, connection: Connection, spec: MergeSpec, records: list[Record],
-               append: bool) -> MergeResult:
-        """Append the records whose keys are new, merge the others."""
+               append: bool, final: list[Record]) -> dict[str, MergeResult]:
+        """Append the records whose keys are new, merge the others; rows not yet final go
+        to the live table after them (so that a stored row they replace is retired beside
+        the final rows of this batch, not before). What was done, per table; the final
+        records are added to `final`, for noting once committed."""
+        late, moves, to_live = 0, False, []
+        if spec.live is not None:
+            records, to_live, late, moves = self._newest.sort_live(spec, records)
         new, known = self._newest.split(records) if append else ([], records)
         appended = copy_rows(connection, spec.table, [record.row for record in new])
         result = copy_merge(connection, spec.table, [record.row for record in known],
                             key=spec.key, update=spec.update, only_if=spec.only_if,
                             unique_keys=True)
-        return MergeResult(result.inserted + appended, result.updated, result.skipped)
+        final += records
+        done = {spec.table.name: MergeResult(result.inserted + appended, result.updated,
+                                             result.skipped)}
+        if spec.live is not None and (to_live or late):
+            kept, retired = merge_newest(
+                connection, spec.live, [record.row for record in to_live],
+                series=spec.key[:-1], time=spec.key[-1],
+                retire_into=spec.table if moves else None, unique=True)
+            done[spec.live.name] = MergeResult(kept.inserted, kept.updated,
+                                               kept.skipped + late)
+            if retired:  # rows new to spec.table: counted there, so counts match the rows
+                stored = done[spec.table.name]
+                done[spec.table.name] = MergeResult(stored.inserted + retired, stored.updated,
+                                                    stored.skipped)
+        return done
 
     def _isolate_bad_rows(self, batch: Batch, error: Exception
                           ) -> list[tuple[Run | None, MergeResult]]:
@@ -435,9 +518,10 @@ class Writer:
             dropped, self._outage.by_run = self._outage.by_run, Counter()
             self._idle.notify_all()
         self._report_drops(dropped)
-        metrics.observe_lag((record for record, _run in batch.values()), committed_at)
+        records = [record for record, _run in batch.values()]
+        metrics.observe_lag(records, committed_at)
         if self.observe is not None:
-            self.observe([record for record, _run in batch.values()], committed_at)
+            self.observe(records, committed_at)
 
     def _note_recovery(self, now: float) -> None:
         down_since, self.stats.outage_since = self.stats.outage_since, None

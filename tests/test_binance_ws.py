@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app import metrics
 from db.embedded import free_port
-from db.schema import book_tickers, candles, ingest_errors, runs, tickers_24h
+from db.schema import book_tickers, candles, candles_all, ingest_errors, runs, tickers_24h
 from ingest.binance_rest import BinanceRest, RestPolicy
 from ingest.binance_ws import SpotStream, StreamOptions, connection_groups
 from ingest.fake.market import SimClock
@@ -89,7 +89,7 @@ def test_captured_frames_give_exactly_the_expected_rows(engine, writer):
     assert writer.wait_idle(20)
     candle_rows, book_rows, ticker_rows = expected_rows(frames)
     stored_candles = {(s, int(t.timestamp() * 1000)): (c, n, x) for s, t, c, n, x in
-                      rows(engine, candles, "symbol", "open_time", "close", "trades",
+                      rows(engine, candles_all, "symbol", "open_time", "close", "trades",
                            "is_closed")}
     assert stored_candles == candle_rows and len(stored_candles) == 12
     assert stored_candles[("OMGBUSD", 1633998240000)] == (Decimal("13.7664"), 14, True)

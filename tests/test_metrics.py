@@ -23,7 +23,7 @@ from app import access, metrics
 from app.config import ConfigError
 from db.embedded import free_port
 from db.engine import make_engine
-from db.schema import book_tickers, candles, p2p_offers, tickers_24h
+from db.schema import book_tickers, candles, candles_live, p2p_offers, tickers_24h
 from ingest.fake.server import FakeExchange
 from tests.conftest import AuthActions, make_settings
 from tests.dash_calls import callback_body
@@ -171,7 +171,7 @@ def test_the_grafana_dashboard_draws_only_metrics_that_exist(client):
 # -- two gunicorn workers, multiprocess mode ---------------------------------------------
 
 TABLES = {"book_tickers": book_tickers, "tickers_24h": tickers_24h, "candles": candles,
-          "p2p_offers": p2p_offers}
+          "candles_live": candles_live, "p2p_offers": p2p_offers}
 
 
 def gunicorn(database_url: str, fake: FakeExchange, tmp_path: Path,
@@ -308,3 +308,4 @@ def test_observing_many_amounts_at_once_counts_as_observing_each():
                       for s in metric.samples if not s.name.endswith("_created")]
                for name in ("each", "many")}
     assert samples["each"] == samples["many"] and len(samples["each"]) > 5
+

@@ -9,7 +9,7 @@ from sqlalchemy import inspect, text
 
 from db.engine import make_engine
 from db.migrate import current_revision, downgrade, head_revision, upgrade
-from db.schema import HYPERTABLES, metadata
+from db.schema import HYPERTABLES, metadata, views
 
 RELATIONAL = {"runs", "ingest_errors", "p2p_snapshots", "payment_methods", "users", "api_keys",
               "alert_rules", "alert_events", "audit_log", "alert_states",
@@ -66,7 +66,7 @@ def test_upgrade_twice_changes_nothing(engine):
 def test_schema_module_matches_the_migrated_database(engine):
     upgrade(engine)
     inspector = inspect(engine)
-    for table in metadata.sorted_tables:
+    for table in (*metadata.sorted_tables, *views.sorted_tables):
         columns = {column["name"] for column in inspector.get_columns(table.name)}
         assert columns == set(table.columns.keys()), table.name
 
@@ -84,19 +84,58 @@ def test_plain_postgres_gets_plain_tables_and_a_loud_warning(plain_database_url,
     engine.dispose()
 
 
-def test_candle_pages_keep_room_for_updates_in_every_chunk(engine):
-    upgrade(engine)
+CANDLE_COLUMNS = ("exchange, symbol, interval, open_time, open, high, low, close, volume, "
+                  "close_time, trades, quote_volume, taker_base_volume, taker_quote_volume, "
+                  "is_closed")
+
+
+def _insert_candles(connection, first: str, last: str, every: str, closed: str) -> None:
+    connection.execute(text(
+        f"INSERT INTO candles ({CANDLE_COLUMNS}) SELECT 'binance', 'BTCUSDT', '1m', t, 1, 1, 1, "
+        f"1, 1, t + interval '59.999 s', 1, 1, 1, 1, {closed} FROM generate_series("
+        f"CAST('{first}' AS timestamptz), CAST('{last}' AS timestamptz), "
+        f"CAST('{every}' AS interval)) AS t"))
+
+
+def test_0011_moves_the_open_candle_apart_and_gives_candle_pages_back_their_room(engine):
+    upgrade(engine, "0010")
     with engine.begin() as connection:
+        _insert_candles(connection, "2026-01-01", "2026-03-01", "1 day", "true")
+        # A minute long ago whose close never came, and the two newest minutes, still open.
+        _insert_candles(connection, "2026-03-02", "2026-03-02", "1 minute", "false")
         connection.execute(text(
-            "INSERT INTO candles (exchange, symbol, interval, open_time, open, high, low, "
-            "close, volume, close_time, trades, quote_volume, taker_base_volume, "
-            "taker_quote_volume, is_closed) SELECT 'binance', 'BTCUSDT', '1m', t, 1, 1, 1, "
-            "1, 1, t + interval '59.999 s', 1, 1, 1, 1, true FROM generate_series("
-            "timestamptz '2026-01-01', timestamptz '2026-03-01', interval '1 day') AS t"))
+            f"INSERT INTO candles ({CANDLE_COLUMNS}) SELECT 'binance', 'BTCUSDT', '1m', "
+            "date_trunc('minute', now()) - m * interval '1 minute', 2, 2, 2, 2, 2, "
+            "date_trunc('minute', now()), 2, 2, 2, 2, false FROM generate_series(0, 1) AS m"))
+    upgrade(engine)
+    with engine.connect() as connection:
         options = connection.execute(text(
             "SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_inherits i "
             "ON i.inhrelid = c.oid WHERE i.inhparent = 'candles'::regclass "
             "UNION ALL SELECT relname, reloptions FROM pg_class WHERE relname = 'candles'"
         )).all()
+        live = connection.execute(text(
+            "SELECT relpersistence, reloptions FROM pg_class WHERE relname = 'candles_live'")
+        ).one()
+        moved = connection.execute(text("SELECT open_time, close FROM candles_live")).all()
+        open_stored = connection.scalars(text(
+            "SELECT open_time FROM candles WHERE NOT is_closed ORDER BY open_time")).all()
+        everything = connection.scalar(text("SELECT count(*) FROM candles_all"))
     assert len(options) > 2, "candles is chunked, and its chunks inherit from it"
-    assert all(row.reloptions == ["fillfactor=70"] for row in options), options
+    assert all(row.reloptions is None for row in options), options
+    assert (live.relpersistence, live.reloptions) == ("u", ["fillfactor=50"])
+    assert len(moved) == 1 and moved[0].close == 2, "the newest open candle, moved"
+    assert [t.isoformat() for t in open_stored][:1] == ["2026-03-02T00:00:00+00:00"]
+    assert len(open_stored) == 2, "the old unclosed minute and the minute before the newest"
+    assert everything == 60 + 1 + 2, "the view shows every candle once"
+
+
+def test_0011_downgrade_puts_the_open_candles_back(engine):
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.execute(text(
+            f"INSERT INTO candles_live ({CANDLE_COLUMNS}) VALUES ('binance', 'BTCUSDT', '1m', "
+            "'2026-03-02', 1, 1, 1, 1, 1, '2026-03-02 00:00:59.999', 1, 1, 1, 1, false)"))
+    downgrade(engine, "0010")
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM candles WHERE NOT is_closed")) == 1

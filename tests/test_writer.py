@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from db.bulk import copy_merge, copy_rows
-from db.schema import book_tickers, candles, ingest_errors
+from db.schema import book_tickers, candles, candles_all, candles_live, ingest_errors
 from ingest.runs import Run
 from ingest.spot_records import Record, book_ticker_record, kline_record
 from ingest.writer import Writer
@@ -179,13 +179,67 @@ def test_a_key_another_process_wrote_falls_back_to_the_merge(engine, writer, app
 def test_a_bad_row_among_appended_ones_is_isolated(engine, writer, appended):
     writer.submit([candle(0, "101", True)])
     assert writer.wait_idle(20)
-    bad = candle(3, "101", False)
+    bad = candle(3, "101", True)
     bad.row["open"] = None
-    writer.submit([candle(1, "101", True), candle(2, "101", False), bad])
+    writer.submit([candle(1, "101", True), candle(2, "101", True), bad])
     assert writer.wait_idle(20)
     assert max(appended) == 3
     assert stored_minutes(engine) == [0, 1, 2] and writer.stats.rejected == 1
     assert writer.stats.inserted == 3
+
+
+def live_and_all(engine) -> tuple[list[tuple], list[tuple]]:
+    """(minute, close, closed) of candles_live, and of candles_all, oldest first."""
+    def rows(table):
+        with engine.connect() as connection:
+            found = connection.execute(select(table.c.open_time, table.c.close,
+                                              table.c.is_closed).order_by(table.c.open_time))
+            return [(int((t - T0).total_seconds()) // 60, str(c), x) for t, c, x in found]
+    return rows(candles_live), rows(candles_all)
+
+
+def test_the_open_candle_lives_apart_and_readers_see_it_beside_the_closed_ones(engine, writer):
+    writer.submit([candle(0, "101", False)])
+    assert writer.wait_idle(20)
+    writer.submit([candle(0, "102", False)])
+    assert writer.wait_idle(20)
+    assert stored_minutes(engine) == [] and count(engine, candles_live) == 1
+    assert live_and_all(engine) == ([(0, "102", False)], [(0, "102", False)])
+    # The close and the next minute's first frame in one batch: the closed row goes to
+    # candles; the live row moves on, and the minute it held is closed there already.
+    writer.submit([candle(0, "103", True), candle(1, "95", False)])
+    assert writer.wait_idle(20)
+    assert stored_minutes(engine) == [0]
+    assert live_and_all(engine) == ([(1, "95", False)], [(0, "103", True), (1, "95", False)])
+
+
+def test_an_open_candle_whose_close_never_came_is_retired_into_candles(engine, writer):
+    writer.submit([candle(0, "101", False)])
+    assert writer.wait_idle(20)
+    writer.submit([candle(2, "93", False)])  # reconnected two minutes on
+    assert writer.wait_idle(20)
+    assert live_and_all(engine) == ([(2, "93", False)],
+                                    [(0, "101", False), (2, "93", False)])
+    assert stored_minutes(engine) == [0], "kept, open, for the gap repairer to complete"
+
+
+def test_two_minutes_of_one_series_in_a_batch_leave_the_later_one_live(engine, writer):
+    writer.submit([candle(5, "105", False), candle(4, "104", False)])
+    assert writer.wait_idle(20)
+    assert live_and_all(engine)[0] == [(5, "105", False)]
+    writer.submit([candle(4, "99", False)])  # a late frame of an earlier minute
+    assert writer.wait_idle(20)
+    assert live_and_all(engine)[0] == [(5, "105", False)]
+    assert writer.stats.skipped == 2 and writer.stats.inserted == 1
+
+
+def test_a_live_row_left_behind_its_close_is_not_shown_twice(engine, writer):
+    with engine.begin() as connection:  # e.g. the gap repairer stored the close first
+        copy_merge(connection, candles, [candle(0, "103", True).row],
+                   key=("exchange", "symbol", "interval", "open_time"))
+    writer.submit([candle(0, "101", False)])  # this writer has not written the series
+    assert writer.wait_idle(20)
+    assert live_and_all(engine) == ([(0, "101", False)], [(0, "103", True)])
 
 
 def test_a_row_waits_for_the_deadline_of_the_oldest_row_not_a_fixed_tick(engine):
