@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -309,3 +310,24 @@ def test_observing_many_amounts_at_once_counts_as_observing_each():
                for name in ("each", "many")}
     assert samples["each"] == samples["many"] and len(samples["each"]) > 5
 
+
+def test_observing_ages_of_stamps_counts_as_observing_each_age():
+    registry = CollectorRegistry()
+    one_by_one, at_once = (Histogram(name, "lags", ["table"], buckets=metrics.LAG_BUCKETS,
+                                     registry=registry) for name in ("each", "since"))
+    rng = random.Random(15)
+    now = 1_765_000_000.123457
+    stamps = [int(now * 1000 - rng.expovariate(1 / 400)) for _ in range(5000)]
+    stamps += [int(now * 1000) + 250, int(now * 1000) - 10**9]  # from the future; very old
+    for stamp in stamps:
+        one_by_one.labels("candles").observe(max(0.0, now - stamp / 1000))
+    metrics.observe_since(at_once.labels("candles"), stamps, now)
+    samples = {name: {(s.name.removeprefix(name), tuple(s.labels.items())): s.value
+                      for metric in registry.collect() if metric.name == name
+                      for s in metric.samples if not s.name.endswith("_created")}
+               for name in ("each", "since")}
+    each, since = samples["each"], samples["since"]
+    sums = [key for key in each if key[0] == "_sum"]
+    assert since.pop(sums[0]) == pytest.approx(each.pop(sums[0]), rel=1e-9)
+    assert each == since and len(each) > 5
+    assert 0 < each[("_bucket", (("table", "candles"), ("le", "0.5")))] < len(stamps)
