@@ -65,10 +65,16 @@ SELECT s.symbol,
        (SELECT max(ts) FROM (SELECT ts FROM tickers_24h
                              WHERE exchange = :exchange AND symbol = s.symbol
                              ORDER BY ts DESC LIMIT 1) t) AS ticker_24h,
-       (SELECT max(open_time) FROM (SELECT open_time FROM candles_all
-                                    WHERE exchange = :exchange AND symbol = s.symbol
-                                      AND interval = '1m'
-                                    ORDER BY open_time DESC LIMIT 1) c) AS candle_1m
+       -- The two tables apart, not the view: with no time bound, only a query of the
+       -- hypertable alone reads its chunks newest first and stops at the first row.
+       (SELECT max(open_time) FROM (
+            (SELECT open_time FROM candles
+             WHERE exchange = :exchange AND symbol = s.symbol AND interval = '1m'
+             ORDER BY open_time DESC LIMIT 1)
+            UNION ALL
+            SELECT open_time FROM candles_live
+            WHERE exchange = :exchange AND symbol = s.symbol AND interval = '1m') c
+       ) AS candle_1m
 FROM unnest(:symbols) WITH ORDINALITY AS s (symbol, n)
 ORDER BY s.n
 """).bindparams(_SYMBOLS)
