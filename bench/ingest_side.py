@@ -62,7 +62,8 @@ from ingest.spot_records import Record
 from ingest.writer import Writer
 
 STEADY_SECONDS = 2.0
-TABLES = ("candles", "book_tickers", "tickers_24h")
+# candles_all: the closed candles and each series' open one (in candles_live, migration 0011).
+TABLES = ("candles_all", "book_tickers", "tickers_24h")
 # (table, symbol, event ms, commit epoch s or None if never stored)
 StoredEvent = tuple[str, str, int, float | None]
 

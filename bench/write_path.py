@@ -276,8 +276,9 @@ class ThroughWriter(Way):
 class InPlaceWriter(Writer):
     """The writer as it was before migration 0011: open candles updated in the hypertable."""
 
-    def _merge(self, connection, spec, records, append, final):
-        return super()._merge(connection, replace(spec, live=None), records, append, final)
+    def _merge(self, connection, spec, records, append, merged_final):
+        return super()._merge(connection, replace(spec, live=None), records, append,
+                              merged_final)
 
 
 class InPlaceWay(ThroughWriter):

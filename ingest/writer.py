@@ -124,13 +124,20 @@ class _Newest:
         self._live: dict[tuple, int] = {}
 
     def split(self, records: Iterable[Record]) -> tuple[list[Record], list[Record]]:
-        """The records whose keys are later than their series' newest, and the others."""
+        """The records whose keys are later than their series' newest, and the others. The
+        first are noted at once (should the batch not commit, the caller forgets its
+        series); the others once committed (note)."""
         new, known = [], []
         times = self._times
         for record in records:
             key = record.key
-            newest = times.get(key[:-1])
-            (new if newest is not None and key[-1] > newest else known).append(record)
+            series = key[:-1]
+            newest = times.get(series)
+            if newest is not None and key[-1] > newest:
+                new.append(record)
+                times[series] = key[-1]
+            else:
+                known.append(record)
         return new, known
 
     def sort_live(self, spec: MergeSpec, records: Iterable[Record]
@@ -139,8 +146,9 @@ class _Newest:
         their series' final row (a late frame of a closed candle: nothing shows it); and
         whether a stored live row may be replaced by a later one with no final row of its
         time written (a close that never came, or a series this writer has not left a live
-        row of), so that it must be retired. The live rows' times are noted at once; should
-        the batch not commit, the caller calls forget_live."""
+        row of), so that it must be retired. The live records are one per series, its
+        latest (the earlier ones count as late). Their times are noted at once; should the
+        batch not commit, the caller forgets its series."""
         final, late, moves = [], 0, False
         live: dict[tuple, Record] = {}  # the latest live record per series
         times, left, flag = self._times, self._live, spec.final
@@ -169,7 +177,8 @@ class _Newest:
         return final, list(live.values()), late, moves
 
     def note(self, final: Iterable[Record]) -> None:
-        """Remember the newest final key of each series in a committed batch."""
+        """Remember the newest key of each series among final records merged in a committed
+        batch."""
         times, left = self._times, self._live
         if len(times) > self.LIMIT or len(left) > self.LIMIT:
             times.clear()
@@ -180,12 +189,9 @@ class _Newest:
             if key[-1] > times.get(series, key[-1] - 1):
                 times[series] = key[-1]
 
-    def forget_live(self) -> None:
-        """Forget where the live rows were left: a batch that noted them did not commit."""
-        self._live.clear()
-
     def forget(self, items: Iterable[tuple[Record, Run | None]]) -> None:
-        """Forget the series of a batch: someone else writes them too."""
+        """Forget the series of a batch: someone else writes them too, or the batch (whose
+        new keys and live rows were noted as they were sorted) did not commit."""
         for record, _run in items:
             self._times.pop(record.key[:-1], None)
             self._live.pop(record.key[:-1], None)
@@ -375,33 +381,33 @@ class Writer:
         groups: dict[tuple[str, Run | None], list[Record]] = {}
         for record, run in batch.values():
             groups.setdefault((record.table, run), []).append(record)
-        results, merged, final = [], [], []
+        results, merged, merged_final = [], [], []
         try:
             with self.engine.begin() as connection:
                 for (table, run), records in groups.items():
-                    parts = self._merge(connection, MERGES[table], records, append, final)
+                    parts = self._merge(connection, MERGES[table], records, append,
+                                        merged_final)
                     results.append((run, _total(parts.values())))
                     merged += parts.items()
         except psycopg.errors.UniqueViolation:
-            self._newest.forget_live()
+            self._newest.forget(batch.values())
             if not append:
                 raise
-            self._newest.forget(batch.values())
             return self._commit(batch, append=False)
         except BaseException:
-            self._newest.forget_live()
+            self._newest.forget(batch.values())  # what split and sort_live noted at once
             raise
-        self._newest.note(final)
+        self._newest.note(merged_final)
         for table, result in merged:  # committed: count them
             metrics.count_merge(table, result.inserted, result.updated, result.skipped)
         return results
 
     def _merge(self, connection: Connection, spec: MergeSpec, records: list[Record],
-               append: bool, final: list[Record]) -> dict[str, MergeResult]:
+               append: bool, merged_final: list[Record]) -> dict[str, MergeResult]:
         """Append the records whose keys are new, merge the others; rows not yet final go
         to the live table after them (so that a stored row they replace is retired beside
         the final rows of this batch, not before). What was done, per table; the final
-        records are added to `final`, for noting once committed."""
+        records merged are added to `merged_final`, for noting once committed."""
         late, moves, to_live = 0, False, []
         if spec.live is not None:
             records, to_live, late, moves = self._newest.sort_live(spec, records)
@@ -410,7 +416,7 @@ class Writer:
         result = copy_merge(connection, spec.table, [record.row for record in known],
                             key=spec.key, update=spec.update, only_if=spec.only_if,
                             unique_keys=True)
-        final += records
+        merged_final += known
         done = {spec.table.name: MergeResult(result.inserted + appended, result.updated,
                                              result.skipped)}
         if spec.live is not None and (to_live or late):

@@ -233,6 +233,18 @@ def test_two_minutes_of_one_series_in_a_batch_leave_the_later_one_live(engine, w
     assert writer.stats.skipped == 2 and writer.stats.inserted == 1
 
 
+def test_a_failed_batch_that_moved_the_live_row_on_still_retires_it(engine, writer):
+    writer.submit([candle(0, "101", False)])
+    assert writer.wait_idle(20)
+    bad = candle(5, "101", True)
+    bad.row["open"] = None  # refused mid-transaction: the batch is split and written again
+    writer.submit([candle(2, "93", False), bad])  # moves on, no close
+    assert writer.wait_idle(20)
+    assert writer.stats.rejected == 1
+    assert live_and_all(engine) == ([(2, "93", False)],
+                                    [(0, "101", False), (2, "93", False)])
+
+
 def test_a_live_row_left_behind_its_close_is_not_shown_twice(engine, writer):
     with engine.begin() as connection:  # e.g. the gap repairer stored the close first
         copy_merge(connection, candles, [candle(0, "103", True).row],
