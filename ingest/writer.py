@@ -8,9 +8,10 @@ row comes. Rows whose key is later than the newest the writer has written for th
 (a symbol's book tickers, its 1m candles) cannot be in the table yet: they are appended
 with a plain COPY. The others are merged (COPY into a staging table + INSERT ... ON
 CONFLICT). Should an appended key be there after all, written by another process, the
-transaction is rolled back and the whole batch merged. An open candle is not written to
-`candles` at all but kept in `candles_live`, one row per series (db.bulk.merge_newest):
-`candles` gets the closed ones, which append.
+transaction is rolled back and the whole batch merged. An open candle is kept in
+`candles_live`, one row per series (db.bulk.merge_newest), not in `candles`, which gets
+the closed ones (they append) and an open one only when the live row moves on without its
+close (retired there for the gap repairer).
 
 When the database is down the batch goes back to the front of the buffer and the thread
 retries with capped exponential backoff, so the rows held through an outage are written

@@ -6,9 +6,9 @@ Create Date: 2026-12-07
 
 Most candle writes were updates: every kline frame of a minute rewrote that minute's row in
 the hypertable, a new row version and its WAL each time. bench/write_path.py measured the
-writer at 0.66-0.69x binary COPY that way (fillfactor 70 included), 0.74-0.75x with the
-open candle in a logged side table, and 0.95x with it in an UNLOGGED one, where the closed
-candles append. So:
+writer at 0.65-0.71x binary COPY that way (fillfactor 70 included), and with the open
+candle in a side table, where the closed candles append, 0.74-0.77x when that table is
+logged and 0.76-0.83x when it is UNLOGGED (same runs). So:
 
 - candles_live holds one row per exchange, symbol and interval: its newest open candle.
   UNLOGGED: its updates write no WAL, and a crash empties it (PostgreSQL truncates
