@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 
 from layouts import ids
+from tests.browser.views_helpers import pick
 from tests.conftest import browser_sign_in, ensure_user, password_for
 
 VIEWS = ["Overview", "Spread", "Depth", "Volume", "Candles", "Alerts", "Status"]
@@ -82,8 +83,7 @@ def test_adm003_admin_creates_a_user_and_a_key_then_revokes_it(dash_duo, start_a
     dash_duo.wait_for_contains_text(f"#{ids.ADMIN_USERS_TABLE}", "walter")
 
     _open_tab(dash_duo, "API keys")
-    dash_duo.select_dcc_dropdown(f"#{ids.ADMIN_KEY_USER}",
-                                 value="walter (analyst: read, export, alerts)")
+    pick(dash_duo, f"#{ids.ADMIN_KEY_USER}", "walter (analyst: read, export, alerts)")
     dash_duo.find_element(f"#{ids.ADMIN_KEY_NAME}").send_keys("models")
     dash_duo.find_element(f"#{ids.ADMIN_CREATE_KEY}").click()
     dash_duo.wait_for_element(f"#{ids.ADMIN_NEW_KEY_TEXT}", timeout=20)

@@ -18,7 +18,7 @@ from db.schema import alert_rules
 from ingest.alerts import AlertEngine
 from layouts import ids
 from tests.alerts.conftest import actor_for, receiver, simple_book  # noqa: F401
-from tests.browser.views_helpers import layout, set_live_refresh, wait_traces
+from tests.browser.views_helpers import layout, pick, set_live_refresh, wait_traces
 from tests.conftest import AuthActions, add_user, browser_sign_in, make_settings, password_for
 from tests.dash_calls import callback_body
 from tests.spot_support import wait_until
@@ -361,7 +361,7 @@ def a_rule_through_the_form(dash_duo, hook) -> None:
 
 def silence_the_rule(dash_duo) -> None:
     open_tab(dash_duo, "Silences")
-    dash_duo.select_dcc_dropdown(f"#{ids.ALERTS_SILENCE_RULE}", value=NAME)
+    pick(dash_duo, f"#{ids.ALERTS_SILENCE_RULE}", NAME)
     set_value(dash_duo, ids.ALERTS_SILENCE_END,
               (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M"))
     type_into(dash_duo, ids.ALERTS_SILENCE_COMMENT, "maintenance")

@@ -14,7 +14,7 @@ from tests.browser.p2p_fixtures import (  # noqa: F401
     p2p_url,
     settings,
 )
-from tests.browser.views_helpers import choose, click_option, url_query, wait_traces
+from tests.browser.views_helpers import choose, click_option, pick, url_query, wait_traces
 from tests.spot_support import wait_until
 
 GRAPH = ids.DEPTH_GRAPH
@@ -46,7 +46,7 @@ def test_dpth002_depth_in_units_by_method_and_at_a_time(dash_duo, start_as,
                           message="depth in ARS")
     dash_duo.wait_for_contains_text(f"#{ids.DEPTH_NOTE}", "Snapshot of")
 
-    dash_duo.select_dcc_dropdown(f"#{ids.DEPTH_PAYMENT}", value="mercadopago")
+    pick(dash_duo, f"#{ids.DEPTH_PAYMENT}", "mercadopago")
     wait_traces(dash_duo, GRAPH, lambda t: len(t[1]["x"]) < len(asks["x"]),
                 message="fewer levels with one payment method")
 

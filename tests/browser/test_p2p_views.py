@@ -17,6 +17,7 @@ from tests.browser.views_helpers import (
     CallbackCounter,
     column,
     header,
+    pick,
     sort_by,
     url_query,
     wait_traces,
@@ -43,7 +44,7 @@ def test_vol002_liquidity_adverts_and_advertisers_per_market(dash_duo, start_as,
                      "binance:USDT/ARS advertisers"]
     values = [y for y in found[4]["y"] if y is not None]
     assert values and all(0 < y <= 40 for y in values), "distinct advertisers of two sides"
-    dash_duo.select_dcc_dropdown(f"#{ids.VOLUME_MARKETS}", value="okx:USDT/ARS")
+    pick(dash_duo, f"#{ids.VOLUME_MARKETS}", "okx:USDT/ARS")
     wait_traces(dash_duo, ids.VOLUME_P2P_GRAPH, lambda t: len(t) == 10,
                 message="two markets")
     assert "markets=binance:USDT/ARS,okx:USDT/ARS" in url_query(dash_duo)
@@ -79,7 +80,7 @@ def test_ovw003_markets_with_prices_spread_and_fresh_feeds(dash_duo, start_as,
     states = column(dash_duo, ids.OVERVIEW_FEEDS_TABLE, "state")
     assert states[-3:] == ["fresh"] * 3
 
-    dash_duo.select_dcc_dropdown(f"#{ids.OVERVIEW_EXCHANGES}", value="okx")
+    pick(dash_duo, f"#{ids.OVERVIEW_EXCHANGES}", "okx")
     wait_until(lambda: column(dash_duo, table, "market") == ["okx:USDT/ARS"],
                message="okx alone")
     assert url_query(dash_duo) == "?exchange=okx"

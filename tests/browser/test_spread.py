@@ -24,6 +24,7 @@ from tests.browser.views_helpers import (
     filter_by,
     header,
     layout,
+    pick,
     set_live_refresh,
     sort_by,
     traces,
@@ -58,7 +59,7 @@ def test_sprd001_markets_bucket_and_range_change_the_chart_and_the_url_restores_
     mid = (ask["y"][-1] + bid["y"][-1]) / 2
     assert abs(spread["y"][-1] - (ask["y"][-1] - bid["y"][-1]) / mid * 100) < 1e-4
 
-    dash_duo.select_dcc_dropdown(f"#{ids.SPREAD_MARKETS}", value="okx:USDT/ARS")
+    pick(dash_duo, f"#{ids.SPREAD_MARKETS}", "okx:USDT/ARS")
     choose(dash_duo, ids.SPREAD_BUCKET, "15m")
     click_option(dash_duo, ids.SPREAD_RANGE, "1w")
     found = wait_traces(dash_duo, GRAPH, lambda t: len(t) == 6 and len(t[0]["x"]) > 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from db.intervals import INTERVALS
 from layouts import ids
 from tests.browser.spot_fixtures import fake, feed, settings  # noqa: F401
-from tests.browser.views_helpers import choose, click_option, url_query, wait_traces
+from tests.browser.views_helpers import choose, click_option, pick, url_query, wait_traces
 
 GRAPH = ids.VOLUME_GRAPH
 
@@ -19,7 +19,7 @@ def test_vol001_symbols_bucket_and_range_change_the_chart_and_the_url_restores_t
 
     choose(dash_duo, ids.VOLUME_INTERVAL, "5m")
     click_option(dash_duo, ids.VOLUME_RANGE, "1h")
-    dash_duo.select_dcc_dropdown(f"#{ids.VOLUME_SYMBOLS}", value="ETHUSDT")  # toggles it off
+    pick(dash_duo, f"#{ids.VOLUME_SYMBOLS}", "ETHUSDT")  # toggles it off
     found = wait_traces(dash_duo, GRAPH, lambda t: len(t) == 3 and len(t[0]["x"]) > 1
                         and t[0]["x"][1] - t[0]["x"][0] == INTERVALS["5m"],
                         message="BTCUSDT alone in 5m buckets")

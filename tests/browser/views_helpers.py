@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.select import Select
 
 from layouts import ids
@@ -105,6 +108,24 @@ def filter_by(dash_duo, grid_id: str, name: str, text: str) -> None:
 def choose(dash_duo, component_id: str, value: str) -> None:
     """Pick a value in a dbc.Select."""
     Select(dash_duo.find_element(f"#{component_id}")).select_by_value(value)
+
+
+def pick(dash_duo, selector: str, value: str, timeout: float = 20) -> None:
+    """Pick the option labelled `value` of a dcc.Dropdown, as dash_duo.select_dcc_dropdown
+    does, again until it was there to click: on a busy machine the menu opens before its
+    options are drawn, and dash's helper then only logs and returns."""
+    def picked() -> bool:
+        dash_duo.find_element(selector).click()
+        menu = dash_duo.find_element(".dash-dropdown-options")
+        for option in menu.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option"):
+            if option.text == value:
+                option.click()
+                return True
+        # Closed, so that the next click opens it afresh.
+        ActionChains(dash_duo.driver).send_keys(Keys.ESCAPE).perform()
+        return False
+
+    wait_until(picked, timeout=timeout, interval=0.5, message=f"option {value!r} of {selector}")
 
 
 def click_option(dash_duo, component_id: str, value: str) -> None:
