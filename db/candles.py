@@ -220,10 +220,13 @@ def _from_raw(connection: Connection, flavour: str, where: dict[str, object], in
     # of 1m at 30m took ~120 ms that way, ~55 ms streamed (bench/views.py). Several spans
     # (the edges of a rolled-up range: few rows) need their sort: with sorting "off" its
     # penalty cost would set JIT compiling them (~370 ms). In our own transaction the
-    # setting ends with it; in a caller's it is reset after.
+    # setting ends with it; in a caller's it is reset after. JIT goes off with it: the open
+    # candle's branch of candles_all (at most a row) still needs its sort, whose penalty cost
+    # would otherwise set JIT compiling every such query (~500 ms, bench/views_load.py).
     streamed = flavour == "timescale" and len(spans) == 1
     if streamed:
         connection.execute(text("SET LOCAL enable_sort = off"))
+        connection.execute(text("SET LOCAL jit = off"))
     try:
         best: Best = {}
         for source in sorted(sources, key=INTERVALS.__getitem__):  # finest first: wins ties
@@ -236,6 +239,7 @@ def _from_raw(connection: Connection, flavour: str, where: dict[str, object], in
     finally:
         if streamed and not owned:
             connection.execute(text("RESET enable_sort"))
+            connection.execute(text("RESET jit"))
     merged = dict(rolled)
     for bucket, (coverage, row) in best.items():
         if bucket not in merged or coverage >= merged[bucket][0]:
