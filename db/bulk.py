@@ -67,6 +67,18 @@ def _copy(cursor: Any, target: str, table: Table, rows: Sequence[Mapping[str, An
             copy.write_row(values(row))
 
 
+def _stage(cursor: Any, table: Table, rows: Sequence[Mapping[str, Any]], *,
+           binary: bool) -> str:
+    """COPY `rows` into this session's staging table for `table` and its columns (created
+    on first use, emptied at commit); its quoted name."""
+    stage = _stage_name(table, list(rows[0].keys()))
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                   f"(LIKE {_quote(table.name)} INCLUDING DEFAULTS, "
+                   "_seq bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DELETE ROWS")
+    _copy(cursor, stage, table, rows, binary=binary)
+    return stage
+
+
 def copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
               binary: bool = False) -> int:
     """COPY `rows` straight into `table`, for rows whose keys are known to be new.
@@ -93,14 +105,10 @@ def copy_merge(connection: Connection, table: Table, rows: Sequence[Mapping[str,
     if not rows:
         return MergeResult(0, 0, 0)
     columns = list(rows[0].keys())
-    stage = _stage_name(table, columns)
     cols = ", ".join(map(_quote, columns))
     keys = ", ".join(map(_quote, key))
     cursor = connection.connection.driver_connection.cursor()
-    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-                   f"(LIKE {_quote(table.name)} INCLUDING DEFAULTS, "
-                   "_seq bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DELETE ROWS")
-    _copy(cursor, stage, table, rows, binary=binary)
+    stage = _stage(cursor, table, rows, binary=binary)
     source = (f"SELECT {cols} FROM {stage}" if unique_keys else
               f"SELECT DISTINCT ON ({keys}) {cols} FROM {stage} ORDER BY {keys}, _seq DESC")
     cursor.execute(
@@ -140,15 +148,11 @@ def merge_newest(connection: Connection, live: Table, rows: Sequence[Mapping[str
     if not rows:
         return MergeResult(0, 0, total), 0
     columns = list(rows[0].keys())
-    stage = _stage_name(live, columns)
     cols = ", ".join(map(_quote, columns))
     keys = ", ".join(map(_quote, series))
     when = _quote(time)
     cursor = connection.connection.driver_connection.cursor()
-    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-                   f"(LIKE {_quote(live.name)} INCLUDING DEFAULTS, "
-                   "_seq bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DELETE ROWS")
-    _copy(cursor, stage, live, rows, binary=False)
+    stage = _stage(cursor, live, rows, binary=False)
     update = [column for column in columns if column not in series]
     retire = ""
     if retire_into is not None:
