@@ -115,20 +115,28 @@ def _await(key: str) -> tuple[Any, ...] | None:
     return None
 
 
+def _store(key: str, seconds: int, run: Callable[[], Any]) -> Any:
+    value = run()
+    # Boxed, so a function may return None and still be cached.
+    _try(lambda: cache.set(key, (value,), timeout=max(2 * seconds, 10)))
+    return value
+
+
 def _compute(key: str, previous: str, seconds: int, run: Callable[[], Any]) -> Any:
     lock = key + ":lock"
-    if not _try(lambda: cache.add(lock, 1, timeout=LOCK_SECONDS), default=True):
-        boxed = _get(previous) or _await(key)
-        if boxed is not None:
-            return boxed[0]
-        log.warning("cache: waited in vain for another caller's answer", extra={"key": key})
-    try:
-        value = run()
-        # Boxed, so a function may return None and still be cached.
-        _try(lambda: cache.set(key, (value,), timeout=max(2 * seconds, 10)))
-        return value
-    finally:
-        _try(lambda: cache.delete(lock))
+    if _try(lambda: cache.add(lock, 1, timeout=LOCK_SECONDS), default=True):
+        try:
+            # A caller that missed with us may have stored its answer and let go of the lock
+            # before our add: serve that answer rather than asking the database again.
+            boxed = _get(key)
+            return boxed[0] if boxed is not None else _store(key, seconds, run)
+        finally:
+            _try(lambda: cache.delete(lock))
+    boxed = _get(previous) or _await(key)
+    if boxed is not None:
+        return boxed[0]
+    log.warning("cache: waited in vain for another caller's answer", extra={"key": key})
+    return _store(key, seconds, run)
 
 
 def memoized(seconds: int) -> Callable[[Callable[..., R]], Callable[..., R]]:

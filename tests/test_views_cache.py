@@ -134,6 +134,29 @@ def test_with_no_previous_answer_a_caller_waits_then_asks_itself(app, fake, monk
     assert len(rows["t"]) >= 59 and queries.count > 0, "the holder never answered: it asked"
 
 
+def test_a_caller_that_missed_while_another_finished_serves_its_answer(app, fake, monkeypatch):
+    """The race of a burst: our miss, then another caller stores and lets go, then our lock."""
+    backfill(engine_of(app), fake, SYMBOL, hours=2)
+    fresh_bucket()
+    with app.app_context():
+        bucket = query_cache.bucket_of(views.LIVE_SECONDS)
+        answer = views.candles.uncached(
+            engine_of(app), SYMBOL, "1m", HOUR,
+            now=query_cache.bucket_end(views.LIVE_SECONDS, bucket))
+        key = query_cache.cache_key("db.views.candles", views.LIVE_SECONDS, bucket,
+                                    (SYMBOL, "1m", HOUR), {})
+    add = query_cache.cache.add
+
+    def finished_just_before(lock, *args, **kwargs):
+        query_cache.cache.set(key, (answer,), timeout=30)  # the other caller's answer
+        return add(lock, *args, **kwargs)
+
+    monkeypatch.setattr(query_cache.cache, "add", finished_just_before)
+    with counting(engine_of(app)) as queries:
+        served = call_candles(app)
+    assert served == answer and queries.count == 0, "its answer, not a second query"
+
+
 def test_the_cache_key_holds_function_arguments_bucket_and_database(app):
     with app.app_context():
         key = query_cache.cache_key("db.views.candles", 5, 123, (SYMBOL, "1m", HOUR), {})
