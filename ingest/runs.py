@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, cast, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import func
 
 from db.ops import INTERRUPTED, RUNNING
@@ -61,6 +62,9 @@ class Run:
         self.counts = RunCounts()
         self.errors = 0
         self._lock = threading.Lock()
+        # Set once `finish` has written the counters: what is added later (the writer commits
+        # a stream's last rows after its session closed) goes to the stored row.
+        self._finished = False
         # Which process ran it: with several app processes, only the ingest leader polls.
         recorded = {**(params or {}), "process": this_process()}
         with engine.begin() as connection:
@@ -72,12 +76,25 @@ class Run:
 
     def add(self, *, received: int = 0, inserted: int = 0, duplicates: int = 0,
             rejected: int = 0) -> None:
-        """Add to the counters (kept in memory until `save_counts` or `finish`)."""
+        """Add to the counters (kept in memory until `save_counts` or `finish`; once the run
+        is finished, added to its row)."""
         with self._lock:
             self.counts.received += received
             self.counts.inserted += inserted
             self.counts.duplicates += duplicates
             self.counts.rejected += rejected
+            if not self._finished:
+                return
+        added = {"received": received, "inserted": inserted, "duplicates": duplicates,
+                 "rejected": rejected}
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(update(runs).where(runs.c.id == self.id).values(
+                    {runs.c[name]: runs.c[name] + value
+                     for name, value in added.items() if value}))
+        except DBAPIError as error:  # the caller (the writer, after its commit) goes on
+            log.warning("could not add to the finished run's counts: %s", error,
+                        extra={"run_id": self.id, **added})
 
     def error(self, message: str, payload: str | bytes | None = None,
               level: str = "error") -> None:
@@ -107,18 +124,20 @@ class Run:
 
     def finish(self, status: str | None = None, error: str | None = None) -> str:
         """Close the run: ok, partial (something rejected or logged) or failed; return it."""
+        # Held while writing, so that a later `add` lands on the row after these values.
         with self._lock:
             values = vars(self.counts).copy()
             if status is None:
                 status = "partial" if (self.counts.rejected or self.errors or error) else "ok"
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(update(runs).where(runs.c.id == self.id).values(
-                    **values, status=status, error=error, finished_at=func.now()))
-        finally:
-            # Unfinished for good if this failed: the next leader closes it as interrupted.
-            with _open_runs_lock:
-                _open_runs.discard(self.id)
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(update(runs).where(runs.c.id == self.id).values(
+                        **values, status=status, error=error, finished_at=func.now()))
+            finally:
+                # Unfinished for good if this failed: the next leader closes it as interrupted.
+                self._finished = True
+                with _open_runs_lock:
+                    _open_runs.discard(self.id)
         return status
 
 

@@ -123,6 +123,7 @@ def test_a_malformed_frame_is_counted_logged_with_its_run_and_skipped(engine, wr
             wait_until(lambda: connection.stats.frames > after + 2, message="frames after")
         finally:
             stream.stop()
+    assert writer.wait_idle(5), "the writer committed the session's last rows"
     assert connection.stats.sessions == 1
     assert malformed._value.get() - before == 2  # p2pdash_ws_frames_malformed_total
     with engine.connect() as connection_:

@@ -23,6 +23,16 @@ def test_a_clean_run_is_ok_with_its_counts(engine):
     assert (stored["received"], stored["inserted"], stored["duplicates"]) == (10, 8, 2)
 
 
+def test_rows_written_after_a_run_finished_are_added_to_its_row(engine):
+    """A stream's last rows are committed by the writer after its session closed."""
+    with start_run(engine, "binance", "ws_session") as run:
+        run.add(received=5, inserted=2)
+    run.add(inserted=3, duplicates=1)
+    stored = row(engine, run.id)
+    assert (stored["status"], stored["received"], stored["inserted"],
+            stored["duplicates"]) == ("ok", 5, 5, 1)
+
+
 def test_a_rejected_item_makes_the_run_partial_and_is_logged(engine):
     with start_run(engine, "okx_p2p", "p2p_poll") as run:
         run.add(received=2, inserted=1, rejected=1)
