@@ -19,6 +19,9 @@ candles and book tickers:
   (its first batch is merged whole: a fresh writer knows nothing yet); an open candle goes
   to the unlogged candles_live, one row per series (migration 0011);
 - writer, logged candles_live (candles): the same with candles_live a logged table;
+- writer, live upsert by ON CONFLICT (candles): the open candles merged into candles_live
+  by one INSERT ... ON CONFLICT DO UPDATE, as before the UPDATE ... FROM of db.bulk's
+  merge_newest;
 - writer before 0011 (candles): every candle in the hypertable, the open one updated in
   place, pages 30 % free (migration 0010): what the writer did before.
 
@@ -55,7 +58,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import Connection, Engine, Table, text
 
-from db.bulk import MergeResult, _action, _quote, _types, copy_merge, copy_rows
+import ingest.writer
+from db.bulk import (
+    MergeResult,
+    _action,
+    _quote,
+    _stage,
+    _types,
+    copy_merge,
+    copy_rows,
+    merge_newest,
+)
 from db.embedded import EmbeddedPostgres
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -305,11 +318,52 @@ class LoggedLiveWay(ThroughWriter):
         super().reset()
 
 
+def conflict_merge_newest(connection: Connection, live: Table, rows: Sequence[dict], *,
+                          series: Sequence[str], time: str, retire_into: Table | None = None,
+                          unique: bool = True) -> tuple[MergeResult, int]:
+    """db.bulk.merge_newest as it was: one INSERT ... ON CONFLICT DO UPDATE (unique rows)."""
+    assert unique
+    columns = list(rows[0])
+    cols, keys, when = ", ".join(map(_quote, columns)), ", ".join(series), _quote(time)
+    cursor = connection.connection.driver_connection.cursor()
+    stage = _stage(cursor, live, rows, binary=False)
+    update = [column for column in columns if column not in series]
+    retire = ""
+    if retire_into is not None:
+        stored = ", ".join(f"l.{_quote(column)}" for column in columns)
+        retire = (f"retired AS (INSERT INTO {retire_into.name} ({cols}) SELECT {stored} "
+                  f"FROM {live.name} AS l JOIN {stage} AS s USING ({keys}) "
+                  f"WHERE s.{when} > l.{when} ON CONFLICT DO NOTHING RETURNING 1), ")
+    cursor.execute(
+        f"WITH {retire}merged AS (INSERT INTO {live.name} ({cols}) SELECT {cols} FROM {stage} "
+        f"ON CONFLICT ({keys}) {_action(update, f'{live.name}.{when} <= EXCLUDED.{when}')} "
+        "RETURNING (xmax = 0) AS fresh) SELECT count(*) FILTER (WHERE fresh), "
+        "count(*) FILTER (WHERE NOT fresh), "
+        f"{'(SELECT count(*) FROM retired)' if retire else '0'} FROM merged")
+    inserted, updated, retired = cursor.fetchone()
+    cursor.execute(f"DELETE FROM {stage}")
+    return MergeResult(inserted, updated, len(rows) - inserted - updated), retired
+
+
+class ConflictLiveWay(ThroughWriter):
+    """The writer with its open candles upserted by ON CONFLICT, as before."""
+
+    tables = ("candles",)
+
+    def write(self, n: int) -> None:
+        ingest.writer.merge_newest = conflict_merge_newest
+        try:
+            super().write(n)
+        finally:
+            ingest.writer.merge_newest = merge_newest
+
+
 WAYS: dict[str, type[Way]] = {
 
     "binary COPY": Copy, "text COPY": TextCopy, "copy_merge text": Merge,
     "copy_merge binary": BinaryMerge, "unnest merge": UnnestMerge, "writer": ThroughWriter,
     "writer, logged candles_live": LoggedLiveWay,
+    "writer, live upsert by ON CONFLICT": ConflictLiveWay,
     "writer before 0011 (in place)": InPlaceWay,
 }
 

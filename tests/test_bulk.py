@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
 from sqlalchemy import select
 
-from db.bulk import copy_merge, copy_rows
-from db.schema import book_tickers, p2p_offers, runs
+from db.bulk import copy_merge, copy_rows, merge_newest
+from db.schema import book_tickers, candles, candles_live, p2p_offers, runs
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -106,3 +106,49 @@ def test_a_binary_merge_is_the_text_merge(engine):
                             key=("exchange", "symbol", "ts"), update=("bid",), binary=True)
     assert (result.inserted, result.updated) == (1, 1)
     assert stored_bids(engine) == [Decimal("105"), Decimal("106")]
+
+
+def candle(symbol: str, minute: int, close: str, interval: str = "1m") -> dict:
+    opened = T0 + timedelta(minutes=minute)
+    price = Decimal(close)
+    return {"exchange": "binance", "symbol": symbol, "interval": interval,
+            "open_time": opened, "open": price, "high": price, "low": price, "close": price,
+            "volume": Decimal("1"), "close_time": opened + timedelta(seconds=59.999),
+            "trades": 1, "quote_volume": price, "taker_base_volume": Decimal("0"),
+            "taker_quote_volume": Decimal("0"), "is_closed": False}
+
+
+def merge_live(engine, rows, unique=True):
+    with engine.begin() as connection:
+        return merge_newest(connection, candles_live, rows, series=("exchange", "symbol",
+                            "interval"), time="open_time", retire_into=candles, unique=unique)
+
+
+def stored(engine, table) -> dict:
+    with engine.connect() as connection:
+        return {(row.symbol, row.interval): (int((row.open_time - T0).total_seconds() // 60),
+                                             str(row.close))
+                for row in connection.execute(select(table))}
+
+
+def test_merge_newest_updates_replaces_retires_and_skips_older(engine):
+    result, retired = merge_live(engine, [candle("BTCUSDT", 0, "1"), candle("ETHUSDT", 0, "2"),
+                                          candle("XRPUSDT", 5, "3")])
+    assert (result.inserted, result.updated, result.skipped, retired) == (3, 0, 0, 0)
+    result, retired = merge_live(engine, [
+        candle("BTCUSDT", 0, "1.5"),  # same minute: updated in place
+        candle("ETHUSDT", 1, "2.5"),  # the next minute: replaces it, the old row retired
+        candle("XRPUSDT", 4, "9"),  # older than the stored one: skipped
+        candle("BTCUSDT", 0, "7", interval="5m")])  # a new series
+    assert (result.inserted, result.updated, result.skipped, retired) == (1, 2, 1, 1)
+    assert stored(engine, candles_live) == {
+        ("BTCUSDT", "1m"): (0, "1.5"), ("ETHUSDT", "1m"): (1, "2.5"),
+        ("XRPUSDT", "1m"): (5, "3"), ("BTCUSDT", "5m"): (0, "7")}
+    assert stored(engine, candles) == {("ETHUSDT", "1m"): (0, "2")}
+
+
+def test_merge_newest_keeps_the_latest_of_a_series_sent_twice(engine):
+    result, _ = merge_live(engine, [candle("BTCUSDT", 1, "2"), candle("BTCUSDT", 0, "1"),
+                                    candle("BTCUSDT", 1, "3")], unique=False)
+    assert (result.inserted, result.updated, result.skipped) == (1, 0, 2)
+    assert stored(engine, candles_live) == {("BTCUSDT", "1m"): (1, "3")}
