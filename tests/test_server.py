@@ -108,3 +108,18 @@ def test_a_body_over_the_apps_limit_gets_413_before_it_is_parsed(client_as):
     answer = kiosk.post("/_dash-update-component", data=body,
                         headers={"Content-Type": "application/json"})
     assert answer.status_code == 413
+
+
+def test_dash_is_set_up_before_the_first_requests_arrive_together(app, base):
+    """Dash sets itself up on a first request, unguarded: concurrent first requests raced."""
+    dash_app = app.extensions["dash"]
+    assert dash_app._got_first_request == {"pages": True, "setup_server": True}
+    assert any("_pages_content.children" in key for key in dash_app.callback_map)
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda: codes.append(
+        requests.get(f"{base}/login", timeout=30).status_code)) for _ in range(SLOW_CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == [200] * SLOW_CLIENTS
