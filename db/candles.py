@@ -63,9 +63,11 @@ def _spans_sql(spans: int) -> str:
 
 
 def _sources_sql(spans: int) -> str:
-    """Which candidate intervals have raw candles in any of the spans."""
-    found = " OR ".join(f"EXISTS (SELECT 1 FROM candles_all WHERE exchange = :exchange "
-                        f"AND symbol = :symbol AND interval = source AND {_in_span(n)})"
+    """Which candidate intervals have raw candles in any of the spans: a probe of one row
+    per candidate and span (scalar subqueries: an EXISTS became a join reading every stored
+    row of the range, 15 ms for a month of 1m)."""
+    found = " OR ".join(f"(SELECT true FROM candles_all WHERE exchange = :exchange "
+                        f"AND symbol = :symbol AND interval = source AND {_in_span(n)} LIMIT 1)"
                         for n in range(spans))
     return f"SELECT source FROM unnest(CAST(:candidates AS text[])) AS source WHERE {found}"
 
