@@ -191,10 +191,10 @@ class Client(threading.Thread):
     """One screen: signs in, then refreshes one page's callbacks every `period` seconds."""
 
     def __init__(self, base: str, username: str, password: str, *, page: str, index: int,
-                 options: dict[str, Any]) -> None:
+                 phase: float, options: dict[str, Any]) -> None:
         super().__init__(name=f"client-{username}", daemon=True)
         self.base, self.username, self.password = base, username, password
-        self.page, self.index, self.options = page, index, options
+        self.page, self.index, self.phase, self.options = page, index, phase, options
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.errors: dict[str, int] = defaultdict(int)
         self.session = requests.Session()
@@ -231,7 +231,10 @@ class Client(threading.Thread):
             return
         self.options["go"].wait()
         period, stop_at = self.options["period"], self.options["stop_at"]
-        time.sleep(self.index % 10 * period / 10)  # screens do not refresh in step
+        # Screens do not refresh in step: each starts at its own point of the period (a
+        # slot per index % 10 put every screen of a page in two slots, 20 identical
+        # requests at one instant).
+        time.sleep(self.phase * period)
         tick = 0
         while time.monotonic() < stop_at:
             started = time.monotonic()
@@ -244,7 +247,10 @@ class Client(threading.Thread):
         """One callback POST, as the live tick sends it (with the marks it got back)."""
         callback_map = self.options["callback_map"]
         key = callback_key(callback_map, call.output)
-        values = call.values(self.index, tick=tick, marks=self.marks.get(call.label))
+        # The screens of a page take turns through its symbols and markets (index n showed
+        # the page n % 5 with the symbol n % 10: two symbols a page).
+        choice = self.index // len(PAGES)
+        values = call.values(choice, tick=tick, marks=self.marks.get(call.label))
         body = callback_body(callback_map, key, values, changed=TICK if tick else None)
         started = time.perf_counter()
         try:
@@ -258,6 +264,12 @@ class Client(threading.Thread):
             self.errors[call.label] += 1
         elif call.marks and response is not None and response.status_code == 200:
             self.marks[call.label] = response.json()["response"].get(call.marks, {}).get("data")
+
+
+def phases(clients: int) -> list[float]:
+    """Where in the refresh period each screen starts, in [0, 1): spread evenly, in an
+    order that no page's screens share (the golden ratio's sequence)."""
+    return [(n * 0.6180339887) % 1 for n in range(clients)]
 
 
 @dataclass
@@ -282,7 +294,8 @@ def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seco
         options = {"period": period, "callback_map": callback_map, "go": threading.Event(),
                    "sign_ins": threading.Semaphore(SIGN_INS_AT_ONCE)}
         screens = [Client(base, f"bench-{n + 1:02d}", password, page=pages[n % len(pages)],
-                          index=n, options=options) for n in range(clients)]
+                          index=n, phase=phase, options=options)
+                   for n, phase in zip(range(clients), phases(clients), strict=True)]
         say(f"{clients} clients signing in ...")
         started = time.monotonic()
         for screen in screens:
