@@ -4,27 +4,37 @@ Windows are given relative to now ("the last 86,400 seconds"), and `now` is the 
 current cache bucket, so every screen asking within one bucket gets the same rows from one
 query. Rows come back as columns of plain floats and epoch milliseconds, ready for the
 figure builders and cheap to pickle into Redis.
+
+A chart's history is read in two parts: the buckets that had settled (ended SETTLING ago)
+once a minute, and the recent ones since then on every live bucket (`_settled_and_recent`).
+Two hundred screens of forty symbols and markets asked for a day or a month of buckets again
+every five seconds, and saturated the server with the same answers (bench/views_load.py); a
+settled bucket that changes later (a gap repaired, a late snapshot) shows within a minute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
 from db import p2p, p2p_adverts, spot
 from db.cache import memoized
-from db.candles import get_candles
+from db.candles import Candle, get_candles
 from db.intervals import INTERVALS, from_ms, to_ms
 from db.markets import P2PMarket
 from db.p2p_query import NO_FILTER, OfferFilter, latest_snapshots, reading
 
 LIVE_SECONDS = 5
+# The settled part of a chart is read once this often; a bucket is settled once it ended
+# SETTLING ago (a candle's closing frame, a P2P snapshot pushed a little late, are in by then).
+SETTLED_SECONDS = 60
+SETTLING = timedelta(seconds=30)
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
 TICKER_FIELDS = ("last", "open", "high", "low", "change_pct", "volume", "quote_volume",
                  "trades")
@@ -68,22 +78,83 @@ def break_gaps(cols: dict[str, list[Any]], width_ms: int) -> dict[str, list[Any]
     return out
 
 
+Row = TypeVar("Row")
+Settled = tuple[list[Any], datetime | None]  # the settled rows, and where the last one ends
+
+
+def settled(rows: list[Row], bucket_of: Callable[[Row], datetime], width: timedelta,
+            wall: datetime) -> tuple[list[Row], datetime | None]:
+    """Of `rows` (oldest first), those whose buckets had ended SETTLING before `wall`, and
+    the end of the last of them (a bucket boundary, for the recent part to start at)."""
+    kept = [row for row in rows if bucket_of(row) + width <= wall - SETTLING]
+    return kept, (bucket_of(kept[-1]) + width if kept else None)
+
+
+def _settled_and_recent(history: Settled, recent: Callable[[datetime], list[Row]],
+                        bucket_of: Callable[[Row], datetime], width: timedelta,
+                        start: datetime) -> list[Row]:
+    """The rows over [start, now): the settled ones from the bucket holding `start` on, then
+    `recent(since)` from where they end (all of it from `start` with none settled)."""
+    rows, until = history
+    if until is None or until <= start:
+        return recent(start)
+    return [row for row in rows if bucket_of(row) + width > start] + recent(until)
+
+
+def _history_start(now: datetime, span_seconds: int) -> datetime:
+    """Where a settled part starts: a bucket of SETTLED_SECONDS before the live ranges
+    whose `now` falls in its bucket."""
+    return now - timedelta(seconds=span_seconds + SETTLED_SECONDS)
+
+
+def _open_time(candle: Candle) -> datetime:
+    return candle.open_time
+
+
+def _bucket(row: Mapping[str, Any]) -> datetime:
+    return row["bucket"]
+
+
+@memoized(SETTLED_SECONDS)
+def settled_candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
+                    now: datetime) -> Settled:
+    """The settled candles of a chart over the last `span_seconds` (see the module)."""
+    wall = datetime.now(UTC)
+    rows = get_candles(engine, symbol, interval, _history_start(now, span_seconds), wall)
+    return settled(rows, _open_time, timedelta(milliseconds=INTERVALS[interval]), wall)
+
+
 @memoized(LIVE_SECONDS)
 def candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
             now: datetime) -> dict[str, list[Any]]:
     """Candles of `interval` over the last `span_seconds`, as columns."""
-    rows = get_candles(engine, symbol, interval, now - timedelta(seconds=span_seconds), now)
+    rows = _settled_and_recent(
+        settled_candles(symbol, interval, span_seconds),
+        lambda since: get_candles(engine, symbol, interval, since, now), _open_time,
+        timedelta(milliseconds=INTERVALS[interval]), now - timedelta(seconds=span_seconds))
     out = columns((vars(candle) for candle in rows), "open_time", CANDLE_FIELDS)
     out["closed"] = [candle.is_closed for candle in rows]
     return out
+
+
+@memoized(SETTLED_SECONDS)
+def settled_book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
+                 now: datetime) -> Settled:
+    """The settled buckets of a bid/ask series over the last `span_seconds`."""
+    wall, width = datetime.now(UTC), timedelta(seconds=width_seconds)
+    rows = spot.book_series(engine, symbol, _history_start(now, span_seconds), wall, width)
+    return settled(rows, _bucket, width, wall)
 
 
 @memoized(LIVE_SECONDS)
 def book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
          now: datetime) -> dict[str, list[Any]]:
     """The last best bid and ask of each bucket over the last `span_seconds`, as columns."""
-    rows = spot.book_series(engine, symbol, now - timedelta(seconds=span_seconds), now,
-                            timedelta(seconds=width_seconds))
+    width = timedelta(seconds=width_seconds)
+    rows = _settled_and_recent(
+        settled_book(symbol, width_seconds, span_seconds),
+        lambda since: spot.book_series(engine, symbol, since, now, width), _bucket, width,
+        now - timedelta(seconds=span_seconds))
     return break_gaps(columns(rows, "bucket", ("bid", "ask", "bid_qty", "ask_qty")),
                       width_seconds * 1000)
 
@@ -133,14 +204,34 @@ def p2p_summary(engine: Engine, market_key: str,
             **{name: number(row[name]) for name in P2P_FIELDS}}
 
 
+def _p2p_rows(engine: Engine, market_key: str, width: timedelta, filters: OfferFilter, *,
+              start: datetime, end: datetime) -> list[dict]:
+    market = market_of(market_key)
+    return p2p.history(engine, market.exchange, market.asset, market.fiat, start=start,
+                       end=end, width=width, filters=filters)
+
+
+@memoized(SETTLED_SECONDS)
+def settled_p2p_history(engine: Engine, market_key: str, width_seconds: int,
+                        span_seconds: int, filters: OfferFilter = NO_FILTER, *,
+                        now: datetime) -> Settled:
+    """The settled buckets of a market's history over the last `span_seconds`."""
+    wall, width = datetime.now(UTC), timedelta(seconds=width_seconds)
+    rows = _p2p_rows(engine, market_key, width, filters,
+                     start=_history_start(now, span_seconds), end=wall)
+    return settled(rows, _bucket, width, wall)
+
+
 @memoized(LIVE_SECONDS)
 def p2p_history(engine: Engine, market_key: str, width_seconds: int, span_seconds: int,
                 filters: OfferFilter = NO_FILTER, *, now: datetime) -> dict[str, list[Any]]:
     """A market's metrics per bucket over the last `span_seconds`, as columns."""
-    market = market_of(market_key)
-    rows = p2p.history(engine, market.exchange, market.asset, market.fiat,
-                       start=now - timedelta(seconds=span_seconds), end=now,
-                       width=timedelta(seconds=width_seconds), filters=filters)
+    width = timedelta(seconds=width_seconds)
+    rows = _settled_and_recent(
+        settled_p2p_history(market_key, width_seconds, span_seconds, filters),
+        lambda since: _p2p_rows(engine, market_key, width, filters, start=since, end=now),
+        _bucket,
+        width, now - timedelta(seconds=span_seconds))
     return history_columns(rows, width_seconds)
 
 

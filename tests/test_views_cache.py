@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import redis
+from sqlalchemy import select, update
 
 from app import create_app
 from db import cache as query_cache
 from db import views
+from db.bulk import copy_rows
+from db.schema import candles, candles_live
 from ingest.fake.server import FakeExchange
 from tests.conftest import make_settings
 from tests.test_throttle import redis_url  # noqa: F401  (the private Redis server fixture)
@@ -163,3 +168,52 @@ def test_the_cache_key_holds_function_arguments_bucket_and_database(app):
         other = query_cache.cache_key("db.views.candles", 5, 123, (SYMBOL, "5m", HOUR), {})
     assert key.startswith(f"{query_cache.PREFIX}:db.views.candles:5:123:") and key != other
     assert "password" not in key and query_cache.bucket_of(5, at=12.0) == 2
+
+
+def test_settled_keeps_the_buckets_that_ended_settling_ago():
+    wall = datetime(2026, 3, 2, 12, 0, 40, tzinfo=UTC)
+    minutes = [wall.replace(second=0) - timedelta(minutes=n) for n in (3, 2, 1, 0)]
+    kept, until = views.settled(minutes, lambda moment: moment, timedelta(minutes=1), wall)
+    # 11:59 ended 40 s ago (settled), 12:00 has not ended yet
+    assert kept == minutes[:3] and until == minutes[3]
+    assert views.settled(minutes, lambda m: m, timedelta(minutes=1),
+                         wall - timedelta(seconds=20)) == (minutes[:2], minutes[2])
+    assert views.settled([], lambda m: m, timedelta(minutes=1), wall) == ([], None)
+
+
+def stored_close(app, minutes_ago: int) -> tuple[int, Decimal]:
+    """The open time (epoch ms) and close of the stored 1m candle `minutes_ago` back."""
+    with engine_of(app).connect() as connection:
+        newest = connection.scalar(select(candles.c.open_time).order_by(
+            candles.c.open_time.desc()).limit(1))
+        moment = newest - timedelta(minutes=minutes_ago)
+        close = connection.scalar(select(candles.c.close).where(candles.c.open_time == moment))
+    return views.epoch_ms(moment), close
+
+
+def test_a_chart_rereads_only_its_recent_buckets_on_a_live_bucket(app, fake):
+    """The settled part of the chart is read once a minute, the recent part every bucket."""
+    backfill(engine_of(app), fake, SYMBOL, hours=2)
+    fresh_bucket(views.SETTLED_SECONDS, room=15)  # the test stays in one settled bucket
+    first = call_candles(app)
+    old_time, old_close = stored_close(app, minutes_ago=30)
+    assert first["close"][first["t"].index(old_time)] == float(old_close)
+    current = datetime.now(UTC).replace(second=0, microsecond=0)
+    with engine_of(app).begin() as connection:
+        connection.execute(update(candles).where(candles.c.open_time == views.from_ms(
+            old_time)).values(close=Decimal("1.5")))  # a settled candle changes
+        live = {column.name: value for column, value in zip(
+            candles.c, connection.execute(select(candles).order_by(
+                candles.c.open_time.desc()).limit(1)).one(), strict=True)}
+        copy_rows(connection, candles_live, [{
+            **live, "open_time": current, "close_time": current + timedelta(seconds=59.999),
+            "close": Decimal("2.5"), "is_closed": False}])
+    next_bucket()
+    again = call_candles(app)
+    assert again["t"][-1] == views.epoch_ms(current) and again["close"][-1] == 2.5
+    assert again["close"][again["t"].index(old_time)] == float(old_close), "settled: kept"
+    with app.app_context():
+        query_cache.cache.clear()
+    fresh = call_candles(app)
+    assert fresh["close"][fresh["t"].index(old_time)] == 1.5, "read again once a minute"
+    assert fresh["t"] == again["t"], "the same buckets either way"
