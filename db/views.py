@@ -14,18 +14,19 @@ settled bucket that changes later (a gap repaired, a late snapshot) shows within
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
 
 from db import p2p, p2p_adverts, spot
 from db.cache import memoized
-from db.candles import Candle, get_candles
+from db.candles import get_candles
 from db.intervals import INTERVALS, from_ms, to_ms
 from db.markets import P2PMarket
 from db.p2p_query import NO_FILTER, OfferFilter, latest_snapshots, reading
@@ -78,27 +79,29 @@ def break_gaps(cols: dict[str, list[Any]], width_ms: int) -> dict[str, list[Any]
     return out
 
 
-Row = TypeVar("Row")
-Settled = tuple[list[Any], datetime | None]  # the settled rows, and where the last one ends
+Columns = dict[str, list[Any]]
+Settled = tuple[Columns, int | None]  # the settled buckets, and where the last ends (ms)
 
 
-def settled(rows: list[Row], bucket_of: Callable[[Row], datetime], width: timedelta,
-            wall: datetime) -> tuple[list[Row], datetime | None]:
-    """Of `rows` (oldest first), those whose buckets had ended SETTLING before `wall`, and
-    the end of the last of them (a bucket boundary, for the recent part to start at)."""
-    kept = [row for row in rows if bucket_of(row) + width <= wall - SETTLING]
-    return kept, (bucket_of(kept[-1]) + width if kept else None)
+def settled(cols: Columns, width_ms: int, wall: datetime) -> Settled:
+    """Of columns (by "t", epoch ms of each bucket, ascending), the buckets that had ended
+    SETTLING before `wall`, and the end of the last of them (a bucket boundary, where the
+    recent part starts). Columns, not rows: a day of 1m unpickles ten times faster."""
+    count = bisect_right(cols["t"], to_ms(wall - SETTLING) - width_ms)
+    kept = {name: values[:count] for name, values in cols.items()}
+    return kept, (cols["t"][count - 1] + width_ms if count else None)
 
 
-def _settled_and_recent(history: Settled, recent: Callable[[datetime], list[Row]],
-                        bucket_of: Callable[[Row], datetime], width: timedelta,
-                        start: datetime) -> list[Row]:
-    """The rows over [start, now): the settled ones from the bucket holding `start` on, then
-    `recent(since)` from where they end (all of it from `start` with none settled)."""
-    rows, until = history
-    if until is None or until <= start:
+def _settled_and_recent(history: Settled, recent: Callable[[datetime], Columns],
+                        width_ms: int, start: datetime) -> Columns:
+    """The buckets over [start, now): the settled ones from the bucket holding `start` on,
+    then `recent(since)` from where they end (all of it from `start` with none settled)."""
+    cols, until = history
+    if until is None or until <= to_ms(start):
         return recent(start)
-    return [row for row in rows if bucket_of(row) + width > start] + recent(until)
+    first = bisect_right(cols["t"], to_ms(start) - width_ms)
+    fresh = recent(from_ms(until))
+    return {name: values[first:] + fresh[name] for name, values in cols.items()}
 
 
 def _history_start(now: datetime, span_seconds: int) -> datetime:
@@ -107,12 +110,12 @@ def _history_start(now: datetime, span_seconds: int) -> datetime:
     return now - timedelta(seconds=span_seconds + SETTLED_SECONDS)
 
 
-def _open_time(candle: Candle) -> datetime:
-    return candle.open_time
-
-
-def _bucket(row: Mapping[str, Any]) -> datetime:
-    return row["bucket"]
+def _candle_columns(engine: Engine, symbol: str, interval: str, start: datetime,
+                    end: datetime) -> Columns:
+    rows = get_candles(engine, symbol, interval, start, end)
+    out = columns((vars(candle) for candle in rows), "open_time", CANDLE_FIELDS)
+    out["closed"] = [candle.is_closed for candle in rows]
+    return out
 
 
 @memoized(SETTLED_SECONDS)
@@ -120,43 +123,48 @@ def settled_candles(engine: Engine, symbol: str, interval: str, span_seconds: in
                     now: datetime) -> Settled:
     """The settled candles of a chart over the last `span_seconds` (see the module)."""
     wall = datetime.now(UTC)
-    rows = get_candles(engine, symbol, interval, _history_start(now, span_seconds), wall)
-    return settled(rows, _open_time, timedelta(milliseconds=INTERVALS[interval]), wall)
+    cols = _candle_columns(engine, symbol, interval, _history_start(now, span_seconds), wall)
+    return settled(cols, INTERVALS[interval], wall)
 
 
 @memoized(LIVE_SECONDS)
 def candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
-            now: datetime) -> dict[str, list[Any]]:
+            now: datetime) -> Columns:
     """Candles of `interval` over the last `span_seconds`, as columns."""
-    rows = _settled_and_recent(
+    return _settled_and_recent(
         settled_candles(symbol, interval, span_seconds),
-        lambda since: get_candles(engine, symbol, interval, since, now), _open_time,
-        timedelta(milliseconds=INTERVALS[interval]), now - timedelta(seconds=span_seconds))
-    out = columns((vars(candle) for candle in rows), "open_time", CANDLE_FIELDS)
-    out["closed"] = [candle.is_closed for candle in rows]
-    return out
+        lambda since: _candle_columns(engine, symbol, interval, since, now),
+        INTERVALS[interval], now - timedelta(seconds=span_seconds))
+
+
+BOOK_FIELDS = ("bid", "ask", "bid_qty", "ask_qty")
+
+
+def _book_columns(engine: Engine, symbol: str, width_seconds: int, start: datetime,
+                  end: datetime) -> Columns:
+    rows = spot.book_series(engine, symbol, start, end, timedelta(seconds=width_seconds))
+    return columns(rows, "bucket", BOOK_FIELDS)
 
 
 @memoized(SETTLED_SECONDS)
 def settled_book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
                  now: datetime) -> Settled:
     """The settled buckets of a bid/ask series over the last `span_seconds`."""
-    wall, width = datetime.now(UTC), timedelta(seconds=width_seconds)
-    rows = spot.book_series(engine, symbol, _history_start(now, span_seconds), wall, width)
-    return settled(rows, _bucket, width, wall)
+    wall = datetime.now(UTC)
+    cols = _book_columns(engine, symbol, width_seconds, _history_start(now, span_seconds),
+                         wall)
+    return settled(cols, width_seconds * 1000, wall)
 
 
 @memoized(LIVE_SECONDS)
 def book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
-         now: datetime) -> dict[str, list[Any]]:
+         now: datetime) -> Columns:
     """The last best bid and ask of each bucket over the last `span_seconds`, as columns."""
-    width = timedelta(seconds=width_seconds)
-    rows = _settled_and_recent(
+    cols = _settled_and_recent(
         settled_book(symbol, width_seconds, span_seconds),
-        lambda since: spot.book_series(engine, symbol, since, now, width), _bucket, width,
-        now - timedelta(seconds=span_seconds))
-    return break_gaps(columns(rows, "bucket", ("bid", "ask", "bid_qty", "ask_qty")),
-                      width_seconds * 1000)
+        lambda since: _book_columns(engine, symbol, width_seconds, since, now),
+        width_seconds * 1000, now - timedelta(seconds=span_seconds))
+    return break_gaps(cols, width_seconds * 1000)
 
 
 @memoized(LIVE_SECONDS)
@@ -204,11 +212,12 @@ def p2p_summary(engine: Engine, market_key: str,
             **{name: number(row[name]) for name in P2P_FIELDS}}
 
 
-def _p2p_rows(engine: Engine, market_key: str, width: timedelta, filters: OfferFilter, *,
-              start: datetime, end: datetime) -> list[dict]:
+def _p2p_columns(engine: Engine, market_key: str, width_seconds: int, filters: OfferFilter,
+                 *, start: datetime, end: datetime) -> Columns:
     market = market_of(market_key)
-    return p2p.history(engine, market.exchange, market.asset, market.fiat, start=start,
-                       end=end, width=width, filters=filters)
+    return _history_columns(p2p.history(
+        engine, market.exchange, market.asset, market.fiat, start=start, end=end,
+        width=timedelta(seconds=width_seconds), filters=filters))
 
 
 @memoized(SETTLED_SECONDS)
@@ -216,30 +225,33 @@ def settled_p2p_history(engine: Engine, market_key: str, width_seconds: int,
                         span_seconds: int, filters: OfferFilter = NO_FILTER, *,
                         now: datetime) -> Settled:
     """The settled buckets of a market's history over the last `span_seconds`."""
-    wall, width = datetime.now(UTC), timedelta(seconds=width_seconds)
-    rows = _p2p_rows(engine, market_key, width, filters,
-                     start=_history_start(now, span_seconds), end=wall)
-    return settled(rows, _bucket, width, wall)
+    wall = datetime.now(UTC)
+    cols = _p2p_columns(engine, market_key, width_seconds, filters,
+                        start=_history_start(now, span_seconds), end=wall)
+    return settled(cols, width_seconds * 1000, wall)
 
 
 @memoized(LIVE_SECONDS)
 def p2p_history(engine: Engine, market_key: str, width_seconds: int, span_seconds: int,
-                filters: OfferFilter = NO_FILTER, *, now: datetime) -> dict[str, list[Any]]:
+                filters: OfferFilter = NO_FILTER, *, now: datetime) -> Columns:
     """A market's metrics per bucket over the last `span_seconds`, as columns."""
-    width = timedelta(seconds=width_seconds)
-    rows = _settled_and_recent(
+    cols = _settled_and_recent(
         settled_p2p_history(market_key, width_seconds, span_seconds, filters),
-        lambda since: _p2p_rows(engine, market_key, width, filters, start=since, end=now),
-        _bucket,
-        width, now - timedelta(seconds=span_seconds))
-    return history_columns(rows, width_seconds)
+        lambda since: _p2p_columns(engine, market_key, width_seconds, filters, start=since,
+                                   end=now),
+        width_seconds * 1000, now - timedelta(seconds=span_seconds))
+    return break_gaps(cols, width_seconds * 1000)
 
 
-def history_columns(rows: Sequence[Mapping[str, Any]], width_seconds: int) -> dict[str, list]:
-    """History rows (db.p2p.history) as columns, broken over buckets without a snapshot."""
+def _history_columns(rows: Sequence[Mapping[str, Any]]) -> Columns:
     out = columns(rows, "bucket", P2P_FIELDS)
     out["captured_at"] = [epoch_ms(row["captured_at"]) for row in rows]
-    return break_gaps(out, width_seconds * 1000)
+    return out
+
+
+def history_columns(rows: Sequence[Mapping[str, Any]], width_seconds: int) -> Columns:
+    """History rows (db.p2p.history) as columns, broken over buckets without a snapshot."""
+    return break_gaps(_history_columns(rows), width_seconds * 1000)
 
 
 @memoized(LIVE_SECONDS)

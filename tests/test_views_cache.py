@@ -172,13 +172,17 @@ def test_the_cache_key_holds_function_arguments_bucket_and_database(app):
 
 def test_settled_keeps_the_buckets_that_ended_settling_ago():
     wall = datetime(2026, 3, 2, 12, 0, 40, tzinfo=UTC)
-    minutes = [wall.replace(second=0) - timedelta(minutes=n) for n in (3, 2, 1, 0)]
-    kept, until = views.settled(minutes, lambda moment: moment, timedelta(minutes=1), wall)
+    minute = 60_000
+    noon = views.epoch_ms(wall.replace(second=0))
+    cols = {"t": [noon - 3 * minute, noon - 2 * minute, noon - minute, noon],
+            "close": [1.0, 2.0, 3.0, 4.0]}
     # 11:59 ended 40 s ago (settled), 12:00 has not ended yet
-    assert kept == minutes[:3] and until == minutes[3]
-    assert views.settled(minutes, lambda m: m, timedelta(minutes=1),
-                         wall - timedelta(seconds=20)) == (minutes[:2], minutes[2])
-    assert views.settled([], lambda m: m, timedelta(minutes=1), wall) == ([], None)
+    assert views.settled(cols, minute, wall) == (
+        {"t": cols["t"][:3], "close": [1.0, 2.0, 3.0]}, noon)
+    assert views.settled(cols, minute, wall - timedelta(seconds=20)) == (
+        {"t": cols["t"][:2], "close": [1.0, 2.0]}, noon - minute)
+    assert views.settled({"t": [], "close": []}, minute, wall) == ({"t": [], "close": []},
+                                                                 None)
 
 
 def stored_close(app, minutes_ago: int) -> tuple[int, Decimal]:
@@ -216,4 +220,6 @@ def test_a_chart_rereads_only_its_recent_buckets_on_a_live_bucket(app, fake):
         query_cache.cache.clear()
     fresh = call_candles(app)
     assert fresh["close"][fresh["t"].index(old_time)] == 1.5, "read again once a minute"
-    assert fresh["t"] == again["t"], "the same buckets either way"
+    now = query_cache.bucket_end(views.LIVE_SECONDS, query_cache.bucket_of(views.LIVE_SECONDS))
+    whole = views._candle_columns(engine_of(app), SYMBOL, "1m", now - timedelta(hours=1), now)
+    assert fresh == whole and fresh["t"] == again["t"], "the same as one read of the range"
