@@ -23,7 +23,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -139,8 +139,20 @@ def _compute(key: str, previous: str, seconds: int, run: Callable[[], Any]) -> A
     return _store(key, seconds, run)
 
 
-def memoized(seconds: int) -> Callable[[Callable[..., R]], Callable[..., R]]:
-    """Cache a query function `(engine, *args, [now], **kwargs)` per arguments and bucket."""
+def stagger(name: str, seconds: int, args: tuple, kwargs: dict) -> float:
+    """How far (s) the buckets of one call of a staggered function are shifted: the same in
+    every process, spread over the calls."""
+    call = repr((name, args, sorted(kwargs.items())))
+    return int(hashlib.sha1(call.encode()).hexdigest()[:8], 16) % (seconds * 1000) / 1000
+
+
+def memoized(seconds: int, *, staggered: bool = False
+             ) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Cache a query function `(engine, *args, [now], **kwargs)` per arguments and bucket.
+
+    `staggered` shifts each call's buckets by its own `stagger`, so that the answers of a
+    slow function with many arguments do not all expire at once (a minute's worth of
+    recomputing in its first seconds stalled every screen)."""
 
     def decorate(query: Callable[..., R]) -> Callable[..., R]:
         name = f"{query.__module__}.{query.__qualname__}"
@@ -148,14 +160,16 @@ def memoized(seconds: int) -> Callable[[Callable[..., R]], Callable[..., R]]:
 
         @wraps(query)
         def cached(*args: Any, **kwargs: Any) -> R:
-            bucket = bucket_of(seconds)
+            shift = stagger(name, seconds, args, kwargs) if staggered else 0.0
+            bucket = bucket_of(seconds, time.time() + shift)
             key = cache_key(name, seconds, bucket, args, kwargs)
             boxed = _get(key)
             if on_lookup is not None:
                 on_lookup(name, boxed is not None)
             if boxed is not None:
                 return boxed[0]
-            extra = {"now": bucket_end(seconds, bucket)} if wants_now else {}
+            extra = ({"now": bucket_end(seconds, bucket) - timedelta(seconds=shift)}
+                     if wants_now else {})
             previous = cache_key(name, seconds, bucket - 1, args, kwargs)
             return _compute(key, previous, seconds,
                             lambda: query(current_engine(), *args, **kwargs, **extra))

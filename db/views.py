@@ -32,8 +32,9 @@ from db.markets import P2PMarket
 from db.p2p_query import NO_FILTER, OfferFilter, latest_snapshots, reading
 
 LIVE_SECONDS = 5
-# The settled part of a chart is read once this often; a bucket is settled once it ended
-# SETTLING ago (a candle's closing frame, a P2P snapshot pushed a little late, are in by then).
+# The settled part of a chart is read once this often (each chart at its own second of the
+# minute); a bucket is settled once it ended SETTLING ago (a candle's closing frame, a P2P
+# snapshot pushed a little late, are in by then).
 SETTLED_SECONDS = 60
 SETTLING = timedelta(seconds=30)
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
@@ -118,7 +119,7 @@ def _candle_columns(engine: Engine, symbol: str, interval: str, start: datetime,
     return out
 
 
-@memoized(SETTLED_SECONDS)
+@memoized(SETTLED_SECONDS, staggered=True)
 def settled_candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
                     now: datetime) -> Settled:
     """The settled candles of a chart over the last `span_seconds` (see the module)."""
@@ -146,7 +147,7 @@ def _book_columns(engine: Engine, symbol: str, width_seconds: int, start: dateti
     return columns(rows, "bucket", BOOK_FIELDS)
 
 
-@memoized(SETTLED_SECONDS)
+@memoized(SETTLED_SECONDS, staggered=True)
 def settled_book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
                  now: datetime) -> Settled:
     """The settled buckets of a bid/ask series over the last `span_seconds`."""
@@ -220,7 +221,7 @@ def _p2p_columns(engine: Engine, market_key: str, width_seconds: int, filters: O
         width=timedelta(seconds=width_seconds), filters=filters))
 
 
-@memoized(SETTLED_SECONDS)
+@memoized(SETTLED_SECONDS, staggered=True)
 def settled_p2p_history(engine: Engine, market_key: str, width_seconds: int,
                         span_seconds: int, filters: OfferFilter = NO_FILTER, *,
                         now: datetime) -> Settled:

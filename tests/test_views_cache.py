@@ -198,7 +198,11 @@ def stored_close(app, minutes_ago: int) -> tuple[int, Decimal]:
 def test_a_chart_rereads_only_its_recent_buckets_on_a_live_bucket(app, fake):
     """The settled part of the chart is read once a minute, the recent part every bucket."""
     backfill(engine_of(app), fake, SYMBOL, hours=2)
-    fresh_bucket(views.SETTLED_SECONDS, room=15)  # the test stays in one settled bucket
+    shift = query_cache.stagger("db.views.settled_candles", views.SETTLED_SECONDS,
+                                (SYMBOL, "1m", HOUR), {})
+    left = views.SETTLED_SECONDS - (time.time() + shift) % views.SETTLED_SECONDS
+    if left < 15:  # the test stays in one bucket of the chart's settled part
+        time.sleep(left + 0.05)
     first = call_candles(app)
     old_time, old_close = stored_close(app, minutes_ago=30)
     assert first["close"][first["t"].index(old_time)] == float(old_close)
@@ -223,3 +227,26 @@ def test_a_chart_rereads_only_its_recent_buckets_on_a_live_bucket(app, fake):
     now = query_cache.bucket_end(views.LIVE_SECONDS, query_cache.bucket_of(views.LIVE_SECONDS))
     whole = views._candle_columns(engine_of(app), SYMBOL, "1m", now - timedelta(hours=1), now)
     assert fresh == whole and fresh["t"] == again["t"], "the same as one read of the range"
+
+
+def test_staggered_answers_expire_each_at_its_own_second(app):
+    """The settled parts of many charts are not all read again in one instant."""
+    shifts = {query_cache.stagger("db.views.settled_candles", 60, (f"SYM{n}", "1m", HOUR), {})
+              for n in range(100)}
+    assert len({int(shift) for shift in shifts}) > 40 and all(0 <= s < 60 for s in shifts)
+    assert query_cache.stagger("f", 60, ("a",), {}) == query_cache.stagger("f", 60, ("a",), {})
+    ends = []
+
+    @query_cache.memoized(60, staggered=True)
+    def answer(_engine, symbol, *, now):
+        ends.append((symbol, now))
+        return symbol
+
+    with app.app_context():
+        assert [answer("A"), answer("B"), answer("A")] == ["A", "B", "A"]
+    assert [symbol for symbol, _ in ends] == ["A", "B"], "A was answered from the cache"
+    for symbol, end in ends:
+        shift = query_cache.stagger(f"{__name__}.{answer.__qualname__}", 60, (symbol,), {})
+        left = end.timestamp() - time.time()
+        phase = (end.timestamp() + shift) % 60  # the shifted bucket ends on a whole minute
+        assert 0 < left <= 60 and min(phase, 60 - phase) < 1e-3
