@@ -196,6 +196,7 @@ class Client(threading.Thread):
         self.base, self.username, self.password = base, username, password
         self.page, self.index, self.phase, self.options = page, index, phase, options
         self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.timeline: list[tuple[float, float]] = []  # (monotonic start, ms) of each call
         self.errors: dict[str, int] = defaultdict(int)
         self.session = requests.Session()
         self.marks: dict[str, Any] = {}
@@ -259,7 +260,9 @@ class Client(threading.Thread):
             ok = response.status_code in (200, 204)
         except requests.RequestException:
             ok, response = False, None
-        self.latencies[call.label].append((time.perf_counter() - started) * 1000)
+        elapsed = (time.perf_counter() - started) * 1000
+        self.latencies[call.label].append(elapsed)
+        self.timeline.append((time.monotonic() - elapsed / 1000, elapsed))
         if not ok:
             self.errors[call.label] += 1
         elif call.marks and response is not None and response.status_code == 200:
@@ -282,6 +285,7 @@ class LoadResult:
     sign_in_seconds: float
     wall_seconds: float
     failures: list[str] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seconds: int,
@@ -310,13 +314,31 @@ def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seco
         if database_pid:
             pids["postgresql"] = database_pid
         meter = CpuMeter(pids)
-        options["stop_at"] = time.monotonic() + seconds
+        go = time.monotonic()
+        options["stop_at"] = go + seconds
         options["go"].set()
         for screen in screens:
             screen.join(timeout=seconds + 2 * TIMEOUT)
         meter.stop()
     return LoadResult(*_summary(screens), meter.rows(), sign_in_seconds, meter.wall,
-                      sorted({screen.failure for screen in screens if screen.failure}))
+                      sorted({screen.failure for screen in screens if screen.failure}),
+                      _timeline(screens, go))
+
+
+TIMELINE_SECONDS = 10
+
+
+def _timeline(screens: list[Client], go: float) -> list[dict[str, Any]]:
+    """p50/p95/max of the calls started in each TIMELINE_SECONDS of the run: where the
+    slow calls were (the first seconds start on cold caches)."""
+    windows: dict[int, list[float]] = defaultdict(list)
+    for screen in screens:
+        for started, elapsed in screen.timeline:
+            windows[int(max(0.0, started - go) // TIMELINE_SECONDS)].append(elapsed)
+    return [{"seconds": f"{n * TIMELINE_SECONDS}-{(n + 1) * TIMELINE_SECONDS}",
+             "requests": len(samples), "p50": statistics.median(samples),
+             "p95": _quantile(samples, .95), "max": max(samples)}
+            for n, samples in sorted(windows.items())]
 
 
 def _summary(screens: list[Client]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -368,6 +390,8 @@ def report(result: LoadResult, *, clients: int, seconds: int, period: float) -> 
                 "(ms)", result.pages, ["page", "requests", "errors", "p50", "p95", "p99"])
     print_table("per callback (ms)", result.callbacks,
                 ["page", "callback", "requests", "errors", "p50", "p95", "p99"])
+    print_table(f"over time: calls started in each {TIMELINE_SECONDS} s (ms)", result.timeline,
+                ["seconds", "requests", "p50", "p95", "max"])
     print_table("CPU over the measured window (% of one core)", result.cpu,
                 ["process", "cpu_s", "pct_of_1_core"])
 

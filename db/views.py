@@ -14,7 +14,7 @@ settled bucket that changes later (a gap repaired, a late snapshot) shows within
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from db import p2p, p2p_adverts, spot
 from db.cache import memoized
 from db.candles import get_candles
-from db.intervals import INTERVALS, from_ms, to_ms
+from db.intervals import INTERVALS, from_ms, origin, to_ms
 from db.markets import P2PMarket
 from db.p2p_query import NO_FILTER, OfferFilter, latest_snapshots, reading
 
@@ -81,24 +81,30 @@ def break_gaps(cols: dict[str, list[Any]], width_ms: int) -> dict[str, list[Any]
 
 
 Columns = dict[str, list[Any]]
-Settled = tuple[Columns, int | None]  # the settled buckets, and where the last ends (ms)
+Settled = tuple[Columns, int]  # the settled buckets, and where the first unsettled starts (ms)
+# P2P history buckets start from time_bucket's origin, Monday 2000-01-03 (db/p2p_history.py);
+# spot book buckets from the epoch; candles from their interval's (db/intervals.py).
+P2P_ORIGIN_MS = 946_857_600_000
 
 
-def settled(cols: Columns, width_ms: int, wall: datetime) -> Settled:
+def settled(cols: Columns, width_ms: int, wall: datetime, origin_ms: int = 0) -> Settled:
     """Of columns (by "t", epoch ms of each bucket, ascending), the buckets that had ended
-    SETTLING before `wall`, and the end of the last of them (a bucket boundary, where the
-    recent part starts). Columns, not rows: a day of 1m unpickles ten times faster."""
-    count = bisect_right(cols["t"], to_ms(wall - SETTLING) - width_ms)
-    kept = {name: values[:count] for name, values in cols.items()}
-    return kept, (cols["t"][count - 1] + width_ms if count else None)
+    SETTLING before `wall`, and where the first bucket not settled starts (buckets of
+    `width_ms` from `origin_ms`): the recent part starts there, however long ago the last
+    row came. Columns, not rows: a day of 1m unpickles ten times faster."""
+    cut = to_ms(wall - SETTLING)
+    until = origin_ms + (cut - origin_ms) // width_ms * width_ms
+    count = bisect_left(cols["t"], until)
+    return {name: values[:count] for name, values in cols.items()}, until
 
 
 def _settled_and_recent(history: Settled, recent: Callable[[datetime], Columns],
                         width_ms: int, start: datetime) -> Columns:
     """The buckets over [start, now): the settled ones from the bucket holding `start` on,
-    then `recent(since)` from where they end (all of it from `start` with none settled)."""
+    then `recent(since)` from the first unsettled bucket (all of it, from `start`, when that
+    is later)."""
     cols, until = history
-    if until is None or until <= to_ms(start):
+    if until <= to_ms(start):
         return recent(start)
     first = bisect_right(cols["t"], to_ms(start) - width_ms)
     fresh = recent(from_ms(until))
@@ -125,7 +131,7 @@ def settled_candles(engine: Engine, symbol: str, interval: str, span_seconds: in
     """The settled candles of a chart over the last `span_seconds` (see the module)."""
     wall = datetime.now(UTC)
     cols = _candle_columns(engine, symbol, interval, _history_start(now, span_seconds), wall)
-    return settled(cols, INTERVALS[interval], wall)
+    return settled(cols, INTERVALS[interval], wall, to_ms(origin(interval)))
 
 
 @memoized(LIVE_SECONDS)
@@ -229,7 +235,7 @@ def settled_p2p_history(engine: Engine, market_key: str, width_seconds: int,
     wall = datetime.now(UTC)
     cols = _p2p_columns(engine, market_key, width_seconds, filters,
                         start=_history_start(now, span_seconds), end=wall)
-    return settled(cols, width_seconds * 1000, wall)
+    return settled(cols, width_seconds * 1000, wall, P2P_ORIGIN_MS)
 
 
 @memoized(LIVE_SECONDS)

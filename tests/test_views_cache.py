@@ -181,8 +181,12 @@ def test_settled_keeps_the_buckets_that_ended_settling_ago():
         {"t": cols["t"][:3], "close": [1.0, 2.0, 3.0]}, noon)
     assert views.settled(cols, minute, wall - timedelta(seconds=20)) == (
         {"t": cols["t"][:2], "close": [1.0, 2.0]}, noon - minute)
-    assert views.settled({"t": [], "close": []}, minute, wall) == ({"t": [], "close": []},
-                                                                 None)
+    # No rows for an hour: the hour is settled all the same, the recent part starts at noon
+    old = {"t": [noon - 60 * minute], "close": [9.0]}
+    assert views.settled(old, minute, wall) == (old, noon)
+    # Buckets of 3 days start from their origin, not from the epoch
+    day = 24 * 60 * minute
+    assert views.settled({"t": []}, 3 * day, wall, origin_ms=day)[1] % (3 * day) == day
 
 
 def stored_close(app, minutes_ago: int) -> tuple[int, Decimal]:
