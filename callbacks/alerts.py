@@ -274,6 +274,18 @@ def threshold_lines(rule: Rule, axis: str = "y") -> list[dict[str, Any]]:
             for value in values if value is not None]
 
 
+# A chart draws its viewer's thresholds on every live tick: their rules are read at most
+# this often (a rule saved on the alerts page shows on the charts within it).
+CHART_RULES_SECONDS = 5
+
+
+@memoized(CHART_RULES_SECONDS)
+def chart_rules(engine: Engine, user_id: int) -> list[Rule]:
+    """A user's enabled rules that a chart may draw."""
+    return [row.rule for row in store.list_rules(engine, user_id)
+            if row.rule.enabled and row.rule.subject.other is None]
+
+
 def own_chart_rules(metrics: Sequence[str], markets: Sequence[str] = (),
                     symbols: Sequence[str] = (), filters: OfferFilter = NO_FILTER) -> list[Rule]:
     """The signed-in user's enabled rules on these markets or symbols whose metric a chart
@@ -281,10 +293,10 @@ def own_chart_rules(metrics: Sequence[str], markets: Sequence[str] = (),
     not drawn on the whole book)."""
     if not current_user or not current_user.is_authenticated or current_user.role not in OWNERS:
         return []
-    return [row.rule for row in store.list_rules(engine(), current_user.id)
-            if row.rule.enabled and row.rule.metric in metrics and row.rule.subject.other is None
-            and (row.rule.subject.market in markets or row.rule.subject.symbol in symbols)
-            and (row.rule.subject.symbol or row.rule.subject.offer_filter == filters)]
+    return [rule for rule in chart_rules(current_user.id)
+            if rule.metric in metrics
+            and (rule.subject.market in markets or rule.subject.symbol in symbols)
+            and (rule.subject.symbol or rule.subject.offer_filter == filters)]
 
 
 def depth_lines(market: str, filters: OfferFilter = NO_FILTER) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 
 from app.auth import users
 from app.config import Settings
@@ -70,19 +70,26 @@ def start(engine: Engine, user: users.User, settings: Settings, *, remember: boo
     return replace(user, session_id=session_id, session_token=token)
 
 
+# Built once: every request resolves its session, and building the statement each time cost
+# more of a worker's CPU than running it (py-spy under bench/views_load.py).
+_RESOLVE = (select(users_table, sessions.c.id.label("session_id"),
+                   sessions.c.last_seen_at.label("session_seen"))
+            .join(sessions, sessions.c.user_id == users_table.c.id)
+            .where(sessions.c.token_hash == bindparam("token_hash"),
+                   sessions.c.revoked_at.is_(None), sessions.c.expires_at > bindparam("now"),
+                   users_table.c.is_active,
+                   or_(sessions.c.remember, sessions.c.last_seen_at > bindparam("idle_since"))))
+
+
 def resolve(engine: Engine, token: str, settings: Settings, ip: str | None) -> users.User | None:
     """The active user of a live session with this token, or None (and note it was seen)."""
     if not token or len(token) > 100:
         return None
-    idle_since = datetime.now(UTC) - timedelta(minutes=settings.session_idle_minutes)
-    query = (select(users_table, sessions.c.id.label("session_id"),
-                    sessions.c.last_seen_at.label("session_seen"))
-             .join(sessions, sessions.c.user_id == users_table.c.id)
-             .where(sessions.c.token_hash == token_hash(token), sessions.c.revoked_at.is_(None),
-                    sessions.c.expires_at > datetime.now(UTC), users_table.c.is_active,
-                    or_(sessions.c.remember, sessions.c.last_seen_at > idle_since)))
+    now = datetime.now(UTC)
+    params = {"token_hash": token_hash(token), "now": now,
+              "idle_since": now - timedelta(minutes=settings.session_idle_minutes)}
     with engine.connect() as connection:
-        row = connection.execute(query).first()
+        row = connection.execute(_RESOLVE, params).first()
     if row is None:
         from app.kiosk import session as device_session  # a kiosk device's session?
 
