@@ -47,9 +47,9 @@ def next_bucket(seconds: int = views.LIVE_SECONDS) -> None:
     time.sleep(seconds - time.time() % seconds + 0.05)
 
 
-def call_candles(app) -> dict:
+def call_candles(app, span: int = HOUR) -> dict:
     with app.app_context():
-        return views.candles(SYMBOL, "1m", HOUR)
+        return views.candles(SYMBOL, "1m", span)
 
 
 def test_two_apps_sharing_redis_run_a_query_once_per_bucket(database_url, tmp_path, fake,
@@ -202,12 +202,12 @@ def stored_close(app, minutes_ago: int) -> tuple[int, Decimal]:
 def test_a_chart_rereads_only_its_recent_buckets_on_a_live_bucket(app, fake):
     """The settled part of the chart is read once a minute, the recent part every bucket."""
     backfill(engine_of(app), fake, SYMBOL, hours=2)
-    shift = query_cache.stagger("db.views.settled_candles", views.SETTLED_SECONDS,
-                                (SYMBOL, "1m", HOUR), {})
-    left = views.SETTLED_SECONDS - (time.time() + shift) % views.SETTLED_SECONDS
-    if left < 15:  # the test stays in one bucket of the chart's settled part
-        time.sleep(left + 0.05)
-    first = call_candles(app)
+    # A span whose settled part has 15 s left in its (staggered) bucket: the test stays in it
+    span = next(span for span in range(HOUR, 2 * HOUR, 60)
+                if views.SETTLED_SECONDS - (time.time() + query_cache.stagger(
+                    "db.views.settled_candles", views.SETTLED_SECONDS, (SYMBOL, "1m", span),
+                    {})) % views.SETTLED_SECONDS > 15)
+    first = call_candles(app, span)
     old_time, old_close = stored_close(app, minutes_ago=30)
     assert first["close"][first["t"].index(old_time)] == float(old_close)
     current = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -221,15 +221,16 @@ def test_a_chart_rereads_only_its_recent_buckets_on_a_live_bucket(app, fake):
             **live, "open_time": current, "close_time": current + timedelta(seconds=59.999),
             "close": Decimal("2.5"), "is_closed": False}])
     next_bucket()
-    again = call_candles(app)
+    again = call_candles(app, span)
     assert again["t"][-1] == views.epoch_ms(current) and again["close"][-1] == 2.5
     assert again["close"][again["t"].index(old_time)] == float(old_close), "settled: kept"
     with app.app_context():
         query_cache.cache.clear()
-    fresh = call_candles(app)
+    fresh = call_candles(app, span)
     assert fresh["close"][fresh["t"].index(old_time)] == 1.5, "read again once a minute"
     now = query_cache.bucket_end(views.LIVE_SECONDS, query_cache.bucket_of(views.LIVE_SECONDS))
-    whole = views._candle_columns(engine_of(app), SYMBOL, "1m", now - timedelta(hours=1), now)
+    whole = views._candle_columns(engine_of(app), SYMBOL, "1m", now - timedelta(seconds=span),
+                                  now)
     assert fresh == whole and fresh["t"] == again["t"], "the same as one read of the range"
 
 
