@@ -5,9 +5,9 @@ current cache bucket, so every screen asking within one bucket gets the same row
 query. Rows come back as columns of plain floats and epoch milliseconds, ready for the
 figure builders and cheap to pickle into Redis.
 
-A chart's history is read in two parts: the buckets that had settled (ended SETTLING ago)
-once a minute, and the recent ones since then on every live bucket (`_settled_and_recent`).
-Two hundred screens of forty symbols and markets asked for a day or a month of buckets again
+A chart's history (candles, bid/ask, a P2P market's metrics and advertisers) is read in two
+parts: the buckets that had settled (ended SETTLING ago) once a minute, and the recent ones
+since then on every live bucket (`_settled_and_recent`). Two hundred screens of forty symbols and markets asked for a day or a month of buckets again
 every five seconds, and saturated the server with the same answers (bench/views_load.py); a
 settled bucket that changes later (a gap repaired, a late snapshot) shows within a minute.
 """
@@ -261,14 +261,35 @@ def history_columns(rows: Sequence[Mapping[str, Any]], width_seconds: int) -> Co
     return break_gaps(_history_columns(rows), width_seconds * 1000)
 
 
+def _advertiser_columns(engine: Engine, market_key: str, width_seconds: int, *,
+                        start: datetime, end: datetime) -> Columns:
+    counts = p2p_adverts.advertiser_counts(engine, market_of(market_key), start=start,
+                                           end=end, width=timedelta(seconds=width_seconds))
+    ordered = sorted(counts.items())
+    return {"t": [to_ms(bucket) for bucket, _ in ordered],
+            "advertisers": [count for _, count in ordered]}
+
+
+@memoized(SETTLED_SECONDS, staggered=True)
+def settled_p2p_advertisers(engine: Engine, market_key: str, width_seconds: int,
+                            span_seconds: int, *, now: datetime) -> Settled:
+    """The settled buckets of a market's advertiser counts over the last `span_seconds`."""
+    wall = datetime.now(UTC)
+    cols = _advertiser_columns(engine, market_key, width_seconds,
+                               start=_history_start(now, span_seconds), end=wall)
+    return settled(cols, width_seconds * 1000, wall, P2P_ORIGIN_MS)
+
+
 @memoized(LIVE_SECONDS)
 def p2p_advertisers(engine: Engine, market_key: str, width_seconds: int, span_seconds: int, *,
                     now: datetime) -> dict[int, int]:
     """Distinct advertisers per bucket (epoch ms) over the last `span_seconds`."""
-    counts = p2p_adverts.advertiser_counts(
-        engine, market_of(market_key), start=now - timedelta(seconds=span_seconds), end=now,
-        width=timedelta(seconds=width_seconds))
-    return {to_ms(bucket): count for bucket, count in counts.items()}
+    cols = _settled_and_recent(
+        settled_p2p_advertisers(market_key, width_seconds, span_seconds),
+        lambda since: _advertiser_columns(engine, market_key, width_seconds, start=since,
+                                          end=now),
+        width_seconds * 1000, now - timedelta(seconds=span_seconds))
+    return dict(zip(cols["t"], cols["advertisers"], strict=True))
 
 
 @memoized(LIVE_SECONDS)

@@ -80,7 +80,13 @@ def test_cached_p2p_columns_for_the_charts(database_url, tmp_path, engine):
         top = views.p2p_top_adverts(str(ARS))
         latest = views.p2p_latest((str(ARS),))
         methods = views.p2p_methods(str(ARS))
+        advertisers = views.p2p_advertisers(str(ARS), 600, 3600)  # settled and recent
     assert history["best_ask"][-3:] == [1200.0, 1200.0, 1200.0]
+    direct = p2p_adverts.advertiser_counts(engine, ARS, start=now - timedelta(hours=1),
+                                           end=now + timedelta(minutes=1),
+                                           width=timedelta(minutes=10))
+    assert advertisers == {to_ms(bucket): count for bucket, count in direct.items()}
+    assert len(advertisers) == 3
     assert history["captured_at"][-1] == to_ms(now - timedelta(minutes=10))
     assert history["spread_pct"][-1] == pytest.approx(10 / 1195 * 100, rel=1e-6)
     assert top[0]["payment_methods"] == ["bank_transfer"] and top[0]["price"] == 1200.0
