@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -198,6 +198,7 @@ class Client(threading.Thread):
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.timeline: list[tuple[float, float]] = []  # (monotonic start, ms) of each call
         self.errors: dict[str, int] = defaultdict(int)
+        self.error_kinds: Counter[str] = Counter()  # what each failed call got
         self.session = requests.Session()
         self.marks: dict[str, Any] = {}
         self.failure = ""
@@ -258,13 +259,15 @@ class Client(threading.Thread):
             response = self.session.post(f"{self.base}/_dash-update-component", json=body,
                                          headers=headers, timeout=TIMEOUT)
             ok = response.status_code in (200, 204)
-        except requests.RequestException:
-            ok, response = False, None
+            why = f"HTTP {response.status_code}"
+        except requests.RequestException as error:
+            ok, response, why = False, None, type(error).__name__
         elapsed = (time.perf_counter() - started) * 1000
         self.latencies[call.label].append(elapsed)
         self.timeline.append((time.monotonic() - elapsed / 1000, elapsed))
         if not ok:
             self.errors[call.label] += 1
+            self.error_kinds[f"{self.page} / {call.label}: {why}"] += 1
         elif call.marks and response is not None and response.status_code == 200:
             self.marks[call.label] = response.json()["response"].get(call.marks, {}).get("data")
 
@@ -286,6 +289,7 @@ class LoadResult:
     wall_seconds: float
     failures: list[str] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    error_kinds: Counter[str] = field(default_factory=Counter)
 
 
 def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seconds: int,
@@ -322,7 +326,8 @@ def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seco
         meter.stop()
     return LoadResult(*_summary(screens), meter.rows(), sign_in_seconds, meter.wall,
                       sorted({screen.failure for screen in screens if screen.failure}),
-                      _timeline(screens, go))
+                      _timeline(screens, go),
+                      sum((screen.error_kinds for screen in screens), Counter()))
 
 
 TIMELINE_SECONDS = 10
@@ -382,6 +387,8 @@ def report(result: LoadResult, *, clients: int, seconds: int, period: float) -> 
 
     for failure in result.failures:
         print(f"sign-in failed: {failure}")
+    for kind, count in result.error_kinds.most_common():
+        print(f"failed call: {kind} x{count}")
     requests_per_second = result.pages[-1]["requests"] / result.wall_seconds
     print(f"\n{clients} clients signed in in {result.sign_in_seconds:.0f} s; measured "
           f"{result.wall_seconds:.0f} s, {requests_per_second:.0f} requests/s "
