@@ -7,9 +7,10 @@ figure builders and cheap to pickle into Redis.
 
 A chart's history (candles, bid/ask, a P2P market's metrics and advertisers) is read in two
 parts: the buckets that had settled (ended SETTLING ago) once a minute, and the recent ones
-since then on every live bucket (`_settled_and_recent`). Two hundred screens of forty symbols and markets asked for a day or a month of buckets again
-every five seconds, and saturated the server with the same answers (bench/views_load.py); a
-settled bucket that changes later (a gap repaired, a late snapshot) shows within a minute.
+since then on every live bucket (`_settled_and_recent`). Two hundred screens of forty
+symbols and markets asked for a day or a month of buckets again every five seconds, and
+saturated the server with the same answers (bench/views_load.py); a settled bucket that
+changes later (a gap repaired, a late snapshot) shows within a minute.
 """
 
 from __future__ import annotations
@@ -111,10 +112,13 @@ def _settled_and_recent(history: Settled, recent: Callable[[datetime], Columns],
     return {name: values[first:] + fresh[name] for name, values in cols.items()}
 
 
-def _history_start(now: datetime, span_seconds: int) -> datetime:
-    """Where a settled part starts: a bucket of SETTLED_SECONDS before the live ranges
-    whose `now` falls in its bucket."""
-    return now - timedelta(seconds=span_seconds + SETTLED_SECONDS)
+def _settled_part(read: Callable[[datetime, datetime], Columns], width_ms: int,
+                  span_seconds: int, now: datetime, origin_ms: int = 0) -> Settled:
+    """The settled part of `read(start, end)` for the live ranges whose `now` falls in this
+    bucket of SETTLED_SECONDS (so it starts that much earlier than the range)."""
+    wall = datetime.now(UTC)
+    start = now - timedelta(seconds=span_seconds + SETTLED_SECONDS)
+    return settled(read(start, wall), width_ms, wall, origin_ms)
 
 
 def _candle_columns(engine: Engine, symbol: str, interval: str, start: datetime,
@@ -129,9 +133,8 @@ def _candle_columns(engine: Engine, symbol: str, interval: str, start: datetime,
 def settled_candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
                     now: datetime) -> Settled:
     """The settled candles of a chart over the last `span_seconds` (see the module)."""
-    wall = datetime.now(UTC)
-    cols = _candle_columns(engine, symbol, interval, _history_start(now, span_seconds), wall)
-    return settled(cols, INTERVALS[interval], wall, to_ms(origin(interval)))
+    return _settled_part(lambda start, end: _candle_columns(engine, symbol, interval, start, end),
+                         INTERVALS[interval], span_seconds, now, to_ms(origin(interval)))
 
 
 @memoized(LIVE_SECONDS)
@@ -157,10 +160,9 @@ def _book_columns(engine: Engine, symbol: str, width_seconds: int, start: dateti
 def settled_book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
                  now: datetime) -> Settled:
     """The settled buckets of a bid/ask series over the last `span_seconds`."""
-    wall = datetime.now(UTC)
-    cols = _book_columns(engine, symbol, width_seconds, _history_start(now, span_seconds),
-                         wall)
-    return settled(cols, width_seconds * 1000, wall)
+    return _settled_part(lambda start, end: _book_columns(engine, symbol, width_seconds, start,
+                                                          end),
+                         width_seconds * 1000, span_seconds, now)
 
 
 @memoized(LIVE_SECONDS)
@@ -232,10 +234,9 @@ def settled_p2p_history(engine: Engine, market_key: str, width_seconds: int,
                         span_seconds: int, filters: OfferFilter = NO_FILTER, *,
                         now: datetime) -> Settled:
     """The settled buckets of a market's history over the last `span_seconds`."""
-    wall = datetime.now(UTC)
-    cols = _p2p_columns(engine, market_key, width_seconds, filters,
-                        start=_history_start(now, span_seconds), end=wall)
-    return settled(cols, width_seconds * 1000, wall, P2P_ORIGIN_MS)
+    return _settled_part(lambda start, end: _p2p_columns(engine, market_key, width_seconds,
+                                                         filters, start=start, end=end),
+                         width_seconds * 1000, span_seconds, now, P2P_ORIGIN_MS)
 
 
 @memoized(LIVE_SECONDS)
@@ -274,10 +275,10 @@ def _advertiser_columns(engine: Engine, market_key: str, width_seconds: int, *,
 def settled_p2p_advertisers(engine: Engine, market_key: str, width_seconds: int,
                             span_seconds: int, *, now: datetime) -> Settled:
     """The settled buckets of a market's advertiser counts over the last `span_seconds`."""
-    wall = datetime.now(UTC)
-    cols = _advertiser_columns(engine, market_key, width_seconds,
-                               start=_history_start(now, span_seconds), end=wall)
-    return settled(cols, width_seconds * 1000, wall, P2P_ORIGIN_MS)
+    return _settled_part(lambda start, end: _advertiser_columns(engine, market_key,
+                                                                width_seconds, start=start,
+                                                                end=end),
+                         width_seconds * 1000, span_seconds, now, P2P_ORIGIN_MS)
 
 
 @memoized(LIVE_SECONDS)
