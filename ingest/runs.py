@@ -85,13 +85,15 @@ class Run:
             self.counts.rejected += rejected
             if not self._finished:
                 return
-        added = {"received": received, "inserted": inserted, "duplicates": duplicates,
-                 "rejected": rejected}
+        added = {name: value for name, value in (
+            ("received", received), ("inserted", inserted), ("duplicates", duplicates),
+            ("rejected", rejected)) if value}
+        if not added:  # the writer reports every batch of a run, nothing new included
+            return
         try:
             with self.engine.begin() as connection:
                 connection.execute(update(runs).where(runs.c.id == self.id).values(
-                    {runs.c[name]: runs.c[name] + value
-                     for name, value in added.items() if value}))
+                    {runs.c[name]: runs.c[name] + value for name, value in added.items()}))
         except DBAPIError as error:  # the caller (the writer, after its commit) goes on
             log.warning("could not add to the finished run's counts: %s", error,
                         extra={"run_id": self.id, **added})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import select
 
@@ -23,11 +25,14 @@ def test_a_clean_run_is_ok_with_its_counts(engine):
     assert (stored["received"], stored["inserted"], stored["duplicates"]) == (10, 8, 2)
 
 
-def test_rows_written_after_a_run_finished_are_added_to_its_row(engine):
+def test_rows_written_after_a_run_finished_are_added_to_its_row(engine, caplog):
     """A stream's last rows are committed by the writer after its session closed."""
     with start_run(engine, "binance", "ws_session") as run:
         run.add(received=5, inserted=2)
-    run.add(inserted=3, duplicates=1)
+    with caplog.at_level(logging.WARNING, logger="ingest.runs"):
+        run.add(inserted=3, duplicates=1)
+        run.add(inserted=0, duplicates=0)  # a batch that added nothing: nothing to write
+    assert not caplog.records, caplog.text
     stored = row(engine, run.id)
     assert (stored["status"], stored["received"], stored["inserted"],
             stored["duplicates"]) == ("ok", 5, 5, 1)
