@@ -123,3 +123,25 @@ def test_dash_is_set_up_before_the_first_requests_arrive_together(app, base):
     for thread in threads:
         thread.join()
     assert codes == [200] * SLOW_CLIENTS
+
+
+def test_every_request_thread_keeps_its_database_connection(database_url, tmp_path):
+    """With fewer pooled connections than threads, a busy moment opened overflow connections
+    and closed them again: each new backend planned its first queries on cold caches."""
+    from app import create_app
+    from tests.conftest import make_settings
+
+    server = create_app(make_settings(tmp_path, DATABASE_URL=database_url,
+                                      P2PDASH_THREADS="7"))
+    engine = server.extensions["p2pdash"].engine
+    try:
+        with contextlib.ExitStack() as busy:
+            held = [busy.enter_context(engine.connect()) for _ in range(7)]
+            backends = {connection.connection.dbapi_connection.info.backend_pid
+                        for connection in held}
+        with contextlib.ExitStack() as busy_again:
+            again = {busy_again.enter_context(engine.connect())
+                     .connection.dbapi_connection.info.backend_pid for _ in range(7)}
+        assert again == backends, "the same seven backends serve the next busy moment"
+    finally:
+        engine.dispose()
