@@ -227,7 +227,8 @@ def measure(args: argparse.Namespace, postgres: EmbeddedPostgres) -> None:
         load = views_load.run(env, server.extensions["dash"].callback_map,
                               clients=args.clients, seconds=args.seconds,
                               workers=args.workers, period=args.period, password=PASSWORD,
-                              say=say, database_pid=views_load.postmaster_pid(postgres.data))
+                              say=say, database_pid=views_load.postmaster_pid(postgres.data),
+                              warmup=args.warmup)
         views_load.report(load, clients=args.clients, seconds=args.seconds, period=args.period)
 
 
@@ -253,6 +254,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=50, help="HTTP clients (0: skip)")
     parser.add_argument("--seconds", type=int, default=60, help="length of the HTTP load")
     parser.add_argument("--period", type=float, default=5.0, help="refresh period (s)")
+    parser.add_argument("--warmup", type=float, default=10.0,
+                        help="seconds of refreshing before the measured window (reported apart)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     return parser.parse_args(argv)
 

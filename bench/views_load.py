@@ -2,16 +2,20 @@
 refresh a page every few seconds the way the browser does, bounded in count and time.
 
     .venv/bin/python bench/views_load.py [--clients 200] [--seconds 60] [--period 5]
-                                         [--workers 4] [--threads 8] [--data-dir DIR]
-                                         [--small] [--scale 1]
+                                         [--warmup 10] [--workers 4] [--threads 8]
+                                         [--data-dir DIR] [--small] [--scale 1]
 
 The server runs as deploy/entrypoint.sh runs the `web` role (gunicorn's gthread workers
 with app.gunicorn_conf's hooks, Prometheus multiprocess mode, an access log, Redis as the
 cache); the defaults are compose's WEB_CONCURRENCY=4 workers of P2PDASH_THREADS=8 threads,
 the only web configuration the README gives for a host of any size. Every client signs in
 through the login form first; the clock, the latencies and the CPU figures start once all
-have, so logins (password hashing) are reported apart. Run alone it reuses bench/views.py's
-cluster and dataset under --data-dir, generating it first when missing (~15 min at scale 1).
+have, so logins (password hashing) are reported apart. The first --warmup seconds of
+refreshing are a cold start (a fresh Redis, fresh workers, every screen's first full
+figure): they are reported in their own table, and the per-page figures, the per-callback
+figures and the CPU cover the --seconds that follow (the timeline shows both). Run alone
+it reuses bench/views.py's cluster and dataset under --data-dir, generating it first when
+missing (~15 min at scale 1).
 
 CPU is CPU seconds over the measured wall time, in % of one core (this host has 2): the
 gunicorn master and workers, the PostgreSQL cluster, Redis, this client process (the
@@ -196,6 +200,7 @@ class Client(threading.Thread):
         self.base, self.username, self.password = base, username, password
         self.page, self.index, self.phase, self.options = page, index, phase, options
         self.latencies: dict[str, list[float]] = defaultdict(list)
+        self.warmup: list[float] = []  # calls started before the measured window
         self.timeline: list[tuple[float, float]] = []  # (monotonic start, ms) of each call
         self.errors: dict[str, int] = defaultdict(int)
         self.error_kinds: Counter[str] = Counter()  # what each failed call got
@@ -233,6 +238,7 @@ class Client(threading.Thread):
             return
         self.options["go"].wait()
         period, stop_at = self.options["period"], self.options["stop_at"]
+        measured_from = self.options["measured_from"]
         # Screens do not refresh in step: each starts at its own point of the period (a
         # slot per index % 10 put every screen of a page in two slots, 20 identical
         # requests at one instant).
@@ -241,11 +247,12 @@ class Client(threading.Thread):
         while time.monotonic() < stop_at:
             started = time.monotonic()
             for call in PAGES[self.page]:
-                self.refresh(call, tick, headers)
+                self.refresh(call, tick, headers, warmup=time.monotonic() < measured_from)
             tick += 1
             time.sleep(max(0.0, period - (time.monotonic() - started)))
 
-    def refresh(self, call: Call, tick: int, headers: dict[str, str]) -> None:
+    def refresh(self, call: Call, tick: int, headers: dict[str, str], *,
+                warmup: bool = False) -> None:
         """One callback POST, as the live tick sends it (with the marks it got back)."""
         callback_map = self.options["callback_map"]
         key = callback_key(callback_map, call.output)
@@ -263,10 +270,10 @@ class Client(threading.Thread):
         except requests.RequestException as error:
             ok, response, why = False, None, type(error).__name__
         elapsed = (time.perf_counter() - started) * 1000
-        self.latencies[call.label].append(elapsed)
+        (self.warmup if warmup else self.latencies[call.label]).append(elapsed)
         self.timeline.append((time.monotonic() - elapsed / 1000, elapsed))
         if not ok:
-            self.errors[call.label] += 1
+            self.errors["warm-up" if warmup else call.label] += 1
             self.error_kinds[f"{self.page} / {call.label}: {why}"] += 1
         elif call.marks and response is not None and response.status_code == 200:
             self.marks[call.label] = response.json()["response"].get(call.marks, {}).get("data")
@@ -290,11 +297,13 @@ class LoadResult:
     failures: list[str] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     error_kinds: Counter[str] = field(default_factory=Counter)
+    warmup: dict[str, Any] = field(default_factory=dict)
 
 
 def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seconds: int,
         workers: int, period: float, password: str, say: Callable[[str], None],
-        threads: int = THREADS, database_pid: int | None = None) -> LoadResult:
+        threads: int = THREADS, database_pid: int | None = None,
+        warmup: float = 0.0) -> LoadResult:
     """Serve with gunicorn and Redis, sign the clients in, then measure their refreshes."""
     with redis_server() as (redis_url, redis_pid), \
             gunicorn({**env, "REDIS_URL": redis_url}, workers, threads) as (base, server_pid):
@@ -312,22 +321,27 @@ def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seco
             screen.signed_in.wait(timeout=SIGN_IN_ATTEMPTS * (TIMEOUT + 3))
         sign_in_seconds = time.monotonic() - started
         say(f"signed in in {sign_in_seconds:.0f} s; refreshing every {period:g} s "
-            f"for {seconds} s ...")
+            f"for {warmup:g} s of warm-up and {seconds} s measured ...")
         pids = {f"gunicorn ({workers} workers x {threads} threads)": server_pid,
                 "redis": redis_pid}
         if database_pid:
             pids["postgresql"] = database_pid
-        meter = CpuMeter(pids)
         go = time.monotonic()
-        options["stop_at"] = go + seconds
+        options["measured_from"] = go + warmup
+        options["stop_at"] = go + warmup + seconds
         options["go"].set()
+        time.sleep(warmup)
+        meter = CpuMeter(pids)
         for screen in screens:
             screen.join(timeout=seconds + 2 * TIMEOUT)
         meter.stop()
     return LoadResult(*_summary(screens), meter.rows(), sign_in_seconds, meter.wall,
                       sorted({screen.failure for screen in screens if screen.failure}),
                       _timeline(screens, go),
-                      sum((screen.error_kinds for screen in screens), Counter()))
+                      sum((screen.error_kinds for screen in screens), Counter()),
+                      {"window": f"first {warmup:g} s",
+                       **_stats([ms for screen in screens for ms in screen.warmup],
+                                sum(screen.errors["warm-up"] for screen in screens))})
 
 
 TIMELINE_SECONDS = 10
@@ -356,6 +370,8 @@ def _summary(screens: list[Client]) -> tuple[list[dict[str, Any]], list[dict[str
             by_page[screen.page] += samples
             by_call[screen.page, label] += samples
         for label, count in screen.errors.items():
+            if label == "warm-up":
+                continue  # reported with the warm-up's own figures
             page_errors[screen.page] += count
             call_errors[screen.page, label] += count
     by_page["all"] = [latency for page in PAGES for latency in by_page[page]]
@@ -395,6 +411,10 @@ def report(result: LoadResult, *, clients: int, seconds: int, period: float) -> 
           f"(clients and server share this machine's {os.cpu_count()} cores)")
     print_table(f"{clients} clients refreshing every {period:g} s over HTTP for {seconds} s "
                 "(ms)", result.pages, ["page", "requests", "errors", "p50", "p95", "p99"])
+    if result.warmup.get("requests") or result.warmup.get("errors"):
+        print_table("warm-up, not in the figures above: cold caches and workers, every "
+                    "screen's first full figure (ms)", [result.warmup],
+                    ["window", "requests", "errors", "p50", "p95", "p99"])
     print_table("per callback (ms)", result.callbacks,
                 ["page", "callback", "requests", "errors", "p50", "p95", "p99"])
     print_table(f"over time: calls started in each {TIMELINE_SECONDS} s (ms)", result.timeline,
@@ -430,7 +450,7 @@ def main(argv: list[str] | None = None) -> None:
         result = run(env, app.extensions["dash"].callback_map, clients=args.clients,
                      seconds=args.seconds, workers=args.workers, threads=args.threads,
                      period=args.period, password=views.PASSWORD, say=views.say,
-                     database_pid=postmaster_pid(postgres.data))
+                     database_pid=postmaster_pid(postgres.data), warmup=args.warmup)
         report(result, clients=args.clients, seconds=args.seconds, period=args.period)
     finally:
         postgres.stop()  # a cluster that was already running is left as it was
@@ -449,6 +469,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=200, help="signed-in clients")
     parser.add_argument("--seconds", type=int, default=60, help="length of the measured load")
     parser.add_argument("--period", type=float, default=5.0, help="refresh period (s)")
+    parser.add_argument("--warmup", type=float, default=10.0,
+                        help="seconds of refreshing before the measured window (reported apart)")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help=f"gunicorn workers (default {WORKERS}, compose's WEB_CONCURRENCY)")
     parser.add_argument("--threads", type=int, default=THREADS,
