@@ -42,10 +42,10 @@ from sqlalchemy import text
 from app import create_app
 from app.auth import commands, users
 from app.config import Settings, load_settings
-from app.extensions import cache
 from app.server import settled
 from bench import rollups, views_data, views_load, views_pages
 from bench.views_pages import PAGES, Call, callback_key
+from db import cache as query_cache
 from db.embedded import EmbeddedPostgres
 from db.engine import make_engine
 from db.migrate import upgrade
@@ -132,7 +132,7 @@ def time_calls(server, headers, client, calls: int) -> list[dict[str, Any]]:
             cold, warm = [], []
             for n in range(calls):
                 with server.app_context():
-                    cache.clear()
+                    query_cache.clear()
                 cold.append(_post(client, dash_app, call, n, headers))
             _post(client, dash_app, call, 0, headers)
             warm = [_post(client, dash_app, call, 0, headers) for _ in range(calls)]

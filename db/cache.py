@@ -10,6 +10,11 @@ for every caller within a bucket.
 The app factory hands this module its cache and the way to the current app's engine once,
 with `bind(store, engine)`, so db/ imports nothing from app/.
 
+`in_process` answers (the settled parts of the charts, read once a minute and served on
+every live tick) are also kept in each process for the rest of their bucket, as they came
+from the cache: unpickling a day of columns from Redis on every tick was the largest single
+cost of a worker (py-spy). Such answers are shared by every caller: they must not change them.
+
 A burst of misses on a fresh bucket runs the query once: the first caller takes a short lock
 in the cache (an atomic add). The others are served the previous bucket's answer while it
 runs (one bucket older, so a live screen never stalls on a slow query); with no previous
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -35,6 +41,7 @@ PREFIX = "p2pdash:q"
 WAIT_SECONDS = 5.0
 POLL_SECONDS = 0.02
 LOCK_SECONDS = 30
+LOCAL_ENTRIES = 512  # in-process answers kept at most (the oldest go first)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,6 +62,8 @@ def _no_engine() -> Any:
 
 cache: Any = _Unbound()  # the flask-caching Cache (get, set, add, delete)
 current_engine: Callable[[], Any] = _no_engine
+_local: dict[str, tuple[float, Any]] = {}  # key: (when its bucket ends, answer)
+_local_lock = threading.Lock()
 
 
 def bind(store: Any, engine: Callable[[], Any]) -> None:
@@ -62,6 +71,29 @@ def bind(store: Any, engine: Callable[[], Any]) -> None:
     of the app handling the call) for every memoized query."""
     global cache, current_engine
     cache, current_engine = store, engine
+    _local.clear()
+
+
+def clear() -> None:
+    """Forget every answer, in the cache and in this process."""
+    cache.clear()
+    _local.clear()
+
+
+def _local_get(key: str) -> tuple[Any, ...] | None:
+    entry = _local.get(key)
+    return (entry[1],) if entry is not None and entry[0] > time.time() else None
+
+
+def _local_put(key: str, until: float, value: Any) -> None:
+    with _local_lock:
+        _local[key] = (until, value)
+        if len(_local) > LOCAL_ENTRIES:
+            now = time.time()
+            for old in [old for old, (ends, _) in _local.items() if ends <= now]:
+                del _local[old]
+            while len(_local) > LOCAL_ENTRIES:
+                del _local[next(iter(_local))]
 
 
 def bucket_of(seconds: int, at: float | None = None) -> int:
@@ -122,21 +154,27 @@ def _store(key: str, seconds: int, run: Callable[[], Any]) -> Any:
     return value
 
 
-def _compute(key: str, previous: str, seconds: int, run: Callable[[], Any]) -> Any:
+def _compute(key: str, previous: str, seconds: int, run: Callable[[], Any]
+             ) -> tuple[Any, bool]:
+    """The answer under `key`, and whether it is that bucket's own (not the previous one's,
+    served while another caller computes it)."""
     lock = key + ":lock"
     if _try(lambda: cache.add(lock, 1, timeout=LOCK_SECONDS), default=True):
         try:
             # A caller that missed with us may have stored its answer and let go of the lock
             # before our add: serve that answer rather than asking the database again.
             boxed = _get(key)
-            return boxed[0] if boxed is not None else _store(key, seconds, run)
+            return (boxed[0] if boxed is not None else _store(key, seconds, run)), True
         finally:
             _try(lambda: cache.delete(lock))
-    boxed = _get(previous) or _await(key)
+    boxed = _get(previous)
     if boxed is not None:
-        return boxed[0]
+        return boxed[0], False
+    boxed = _await(key)
+    if boxed is not None:
+        return boxed[0], True
     log.warning("cache: waited in vain for another caller's answer", extra={"key": key})
-    return _store(key, seconds, run)
+    return _store(key, seconds, run), True
 
 
 def stagger(name: str, seconds: int, args: tuple, kwargs: dict) -> float:
@@ -146,13 +184,14 @@ def stagger(name: str, seconds: int, args: tuple, kwargs: dict) -> float:
     return int(hashlib.sha1(call.encode()).hexdigest()[:8], 16) % (seconds * 1000) / 1000
 
 
-def memoized(seconds: int, *, staggered: bool = False
+def memoized(seconds: int, *, staggered: bool = False, in_process: bool = False
              ) -> Callable[[Callable[..., R]], Callable[..., R]]:
     """Cache a query function `(engine, *args, [now], **kwargs)` per arguments and bucket.
 
     `staggered` shifts each call's buckets by its own `stagger`, so that the answers of a
     slow function with many arguments do not all expire at once (a minute's worth of
-    recomputing in its first seconds stalled every screen)."""
+    recomputing in its first seconds stalled every screen). `in_process` keeps each answer
+    in this process too, until its bucket ends (see the module)."""
 
     def decorate(query: Callable[..., R]) -> Callable[..., R]:
         name = f"{query.__module__}.{query.__qualname__}"
@@ -163,16 +202,25 @@ def memoized(seconds: int, *, staggered: bool = False
             shift = stagger(name, seconds, args, kwargs) if staggered else 0.0
             bucket = bucket_of(seconds, time.time() + shift)
             key = cache_key(name, seconds, bucket, args, kwargs)
+            local = _local_get(key) if in_process else None
+            if local is not None:
+                if on_lookup is not None:
+                    on_lookup(name, True)
+                return local[0]
             boxed = _get(key)
             if on_lookup is not None:
                 on_lookup(name, boxed is not None)
-            if boxed is not None:
-                return boxed[0]
-            extra = ({"now": bucket_end(seconds, bucket) - timedelta(seconds=shift)}
-                     if wants_now else {})
-            previous = cache_key(name, seconds, bucket - 1, args, kwargs)
-            return _compute(key, previous, seconds,
-                            lambda: query(current_engine(), *args, **kwargs, **extra))
+            own = True
+            if boxed is None:
+                extra = ({"now": bucket_end(seconds, bucket) - timedelta(seconds=shift)}
+                         if wants_now else {})
+                previous = cache_key(name, seconds, bucket - 1, args, kwargs)
+                value, own = _compute(key, previous, seconds,
+                                      lambda: query(current_engine(), *args, **kwargs, **extra))
+                boxed = (value,)
+            if in_process and own:  # never the previous bucket's answer for this one
+                _local_put(key, (bucket + 1) * seconds - shift, boxed[0])
+            return boxed[0]
 
         cached.uncached = query  # type: ignore[attr-defined]
         return cached

@@ -129,7 +129,7 @@ def _candle_columns(engine: Engine, symbol: str, interval: str, start: datetime,
     return out
 
 
-@memoized(SETTLED_SECONDS, staggered=True)
+@memoized(SETTLED_SECONDS, staggered=True, in_process=True)
 def settled_candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
                     now: datetime) -> Settled:
     """The settled candles of a chart over the last `span_seconds` (see the module)."""
@@ -156,7 +156,7 @@ def _book_columns(engine: Engine, symbol: str, width_seconds: int, start: dateti
     return columns(rows, "bucket", BOOK_FIELDS)
 
 
-@memoized(SETTLED_SECONDS, staggered=True)
+@memoized(SETTLED_SECONDS, staggered=True, in_process=True)
 def settled_book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
                  now: datetime) -> Settled:
     """The settled buckets of a bid/ask series over the last `span_seconds`."""
@@ -229,7 +229,7 @@ def _p2p_columns(engine: Engine, market_key: str, width_seconds: int, filters: O
         width=timedelta(seconds=width_seconds), filters=filters))
 
 
-@memoized(SETTLED_SECONDS, staggered=True)
+@memoized(SETTLED_SECONDS, staggered=True, in_process=True)
 def settled_p2p_history(engine: Engine, market_key: str, width_seconds: int,
                         span_seconds: int, filters: OfferFilter = NO_FILTER, *,
                         now: datetime) -> Settled:
@@ -271,7 +271,7 @@ def _advertiser_columns(engine: Engine, market_key: str, width_seconds: int, *,
             "advertisers": [count for _, count in ordered]}
 
 
-@memoized(SETTLED_SECONDS, staggered=True)
+@memoized(SETTLED_SECONDS, staggered=True, in_process=True)
 def settled_p2p_advertisers(engine: Engine, market_key: str, width_seconds: int,
                             span_seconds: int, *, now: datetime) -> Settled:
     """The settled buckets of a market's advertiser counts over the last `span_seconds`."""

@@ -91,7 +91,7 @@ def test_a_burst_of_callers_on_a_cold_bucket_runs_one_query(app):
     with counting(engine_of(app)) as alone:
         call_candles(app)
     with app.app_context():
-        query_cache.cache.clear()  # no previous bucket's answer to serve meanwhile
+        query_cache.clear()  # no previous bucket's answer to serve meanwhile
     next_bucket()
     fresh_bucket()
     results = []
@@ -225,7 +225,7 @@ def test_a_chart_rereads_only_its_recent_buckets_on_a_live_bucket(app, fake):
     assert again["t"][-1] == views.epoch_ms(current) and again["close"][-1] == 2.5
     assert again["close"][again["t"].index(old_time)] == float(old_close), "settled: kept"
     with app.app_context():
-        query_cache.cache.clear()
+        query_cache.clear()
     fresh = call_candles(app, span)
     assert fresh["close"][fresh["t"].index(old_time)] == 1.5, "read again once a minute"
     now = query_cache.bucket_end(views.LIVE_SECONDS, query_cache.bucket_of(views.LIVE_SECONDS))
@@ -255,3 +255,48 @@ def test_staggered_answers_expire_each_at_its_own_second(app):
         left = end.timestamp() - time.time()
         phase = (end.timestamp() + shift) % 60  # the shifted bucket ends on a whole minute
         assert 0 < left <= 60 and min(phase, 60 - phase) < 1e-3
+
+
+ASKED: list[int] = []
+
+
+@query_cache.memoized(60, in_process=True)
+def kept_here(engine, x: int, *, now: datetime) -> dict:
+    ASKED.append(x)
+    return {"x": x, "asked": len(ASKED)}
+
+
+def test_in_process_answers_skip_the_cache_until_their_bucket_ends(app, monkeypatch):
+    """A settled part is unpickled once per process and bucket, not on every live tick."""
+    ASKED.clear()
+    clock = [1_800_000_000.0]  # the start of a bucket of 60 s
+    monkeypatch.setattr(query_cache.time, "time", lambda: clock[0])
+    gets = []
+    get = query_cache.cache.get
+    monkeypatch.setattr(query_cache.cache, "get", lambda key: gets.append(key) or get(key))
+    with app.app_context():
+        first = kept_here(1)
+        looked = len(gets)
+        clock[0] += 59
+        assert kept_here(1) is first and len(gets) == looked, "served without the cache"
+        clock[0] += 1
+        assert kept_here(1) == {"x": 1, "asked": 2}, "a new bucket asks again"
+        query_cache.clear()
+        assert kept_here(1)["asked"] == 3, "clear() forgets the process's answers too"
+
+
+def test_the_previous_buckets_answer_is_not_kept_for_this_bucket(app, monkeypatch):
+    """While another caller computes, the previous answer is served, but only this once."""
+    ASKED.clear()
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(query_cache.time, "time", lambda: clock[0])
+    with app.app_context():
+        bucket = query_cache.bucket_of(60)
+        key = query_cache.cache_key(f"{__name__}.kept_here", 60, bucket, (1,), {})
+        previous = query_cache.cache_key(f"{__name__}.kept_here", 60, bucket - 1, (1,), {})
+        query_cache.cache.set(previous, ({"x": 1, "asked": "previous"},), timeout=60)
+        assert query_cache.cache.add(key + ":lock", 1, timeout=30)  # another caller computes
+        assert kept_here(1)["asked"] == "previous"
+        query_cache.cache.set(key, ({"x": 1, "asked": "this bucket's"},), timeout=60)
+        assert kept_here(1)["asked"] == "this bucket's"
+    assert ASKED == []
