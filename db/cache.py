@@ -41,7 +41,9 @@ PREFIX = "p2pdash:q"
 WAIT_SECONDS = 5.0
 POLL_SECONDS = 0.02
 LOCK_SECONDS = 30
-LOCAL_ENTRIES = 512  # in-process answers kept at most (the oldest go first)
+# In-process answers kept at most, the oldest dropped first: 40 live views hold about 120;
+# a day of 1m candle columns is ~0.4 MB, so a worker holds at most ~50 MB of them.
+LOCAL_ENTRIES = 128
 
 P = ParamSpec("P")
 R = TypeVar("R")

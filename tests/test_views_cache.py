@@ -300,3 +300,18 @@ def test_the_previous_buckets_answer_is_not_kept_for_this_bucket(app, monkeypatc
         query_cache.cache.set(key, ({"x": 1, "asked": "this bucket's"},), timeout=60)
         assert kept_here(1)["asked"] == "this bucket's"
     assert ASKED == []
+
+
+def test_the_process_keeps_a_bounded_number_of_answers(app, monkeypatch):
+    """Expired answers go first, then the oldest: a wall of many views cannot grow a worker."""
+    ASKED.clear()
+    clock = [1_800_000_000.0]
+    monkeypatch.setattr(query_cache.time, "time", lambda: clock[0])
+    monkeypatch.setattr(query_cache, "LOCAL_ENTRIES", 2)
+    with app.app_context():
+        query_cache.clear()
+        kept_here(1), kept_here(2), kept_here(3)
+        assert len(query_cache._local) == 2 and kept_here(3)["asked"] == 3
+        query_cache.cache.clear()  # only the process's answers are left
+        assert kept_here(2)["asked"] == 2, "kept"
+        assert kept_here(1)["asked"] == 4, "the oldest was dropped"
