@@ -73,13 +73,15 @@ def bind(store: Any, engine: Callable[[], Any]) -> None:
     of the app handling the call) for every memoized query."""
     global cache, current_engine
     cache, current_engine = store, engine
-    _local.clear()
+    with _local_lock:
+        _local.clear()
 
 
 def clear() -> None:
     """Forget every answer, in the cache and in this process."""
     cache.clear()
-    _local.clear()
+    with _local_lock:
+        _local.clear()
 
 
 def _local_get(key: str) -> tuple[Any, ...] | None:
