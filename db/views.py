@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from itertools import pairwise
 from typing import Any
 
@@ -99,29 +100,35 @@ def settled(cols: Columns, width_ms: int, wall: datetime, origin_ms: int = 0) ->
     return {name: values[:count] for name, values in cols.items()}, until
 
 
-def _settled_and_recent(history: Settled, recent: Callable[[datetime], Columns],
-                        width_ms: int, start: datetime) -> Columns:
-    """The buckets over [start, now): the settled ones from the bucket holding `start` on,
-    then `recent(since)` from the first unsettled bucket (all of it, from `start`, when that
-    is later)."""
+# A reader of a chart's columns over [start, end), its series already chosen (a partial of
+# one of the _*_columns below): both parts of a chart read through the same one.
+Reader = Callable[..., Columns]
+
+
+def _settled_and_recent(history: Settled, read: Reader, width_ms: int, span_seconds: int,
+                        now: datetime) -> Columns:
+    """The buckets over the last `span_seconds` before `now`: the settled ones from the
+    bucket holding the start on, then `read` from the first unsettled bucket (all of the
+    range, when that is later than its start)."""
     cols, until = history
+    start = now - timedelta(seconds=span_seconds)
     if until <= to_ms(start):
-        return recent(start)
+        return read(start=start, end=now)
     first = bisect_right(cols["t"], to_ms(start) - width_ms)
-    fresh = recent(from_ms(until))
+    fresh = read(start=from_ms(until), end=now)
     return {name: values[first:] + fresh[name] for name, values in cols.items()}
 
 
-def _settled_part(read: Callable[[datetime, datetime], Columns], width_ms: int,
-                  span_seconds: int, now: datetime, origin_ms: int = 0) -> Settled:
-    """The settled part of `read(start, end)` for the live ranges whose `now` falls in this
-    bucket of SETTLED_SECONDS (so it starts that much earlier than the range)."""
+def _settled_part(read: Reader, width_ms: int, span_seconds: int, now: datetime,
+                  origin_ms: int = 0) -> Settled:
+    """The settled part of `read` for the live ranges whose `now` falls in this bucket of
+    SETTLED_SECONDS (so it starts that much earlier than the range)."""
     wall = datetime.now(UTC)
     start = now - timedelta(seconds=span_seconds + SETTLED_SECONDS)
-    return settled(read(start, wall), width_ms, wall, origin_ms)
+    return settled(read(start=start, end=wall), width_ms, wall, origin_ms)
 
 
-def _candle_columns(engine: Engine, symbol: str, interval: str, start: datetime,
+def _candle_columns(engine: Engine, symbol: str, interval: str, *, start: datetime,
                     end: datetime) -> Columns:
     rows = get_candles(engine, symbol, interval, start, end)
     out = columns((vars(candle) for candle in rows), "open_time", CANDLE_FIELDS)
@@ -133,7 +140,7 @@ def _candle_columns(engine: Engine, symbol: str, interval: str, start: datetime,
 def settled_candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
                     now: datetime) -> Settled:
     """The settled candles of a chart over the last `span_seconds` (see the module)."""
-    return _settled_part(lambda start, end: _candle_columns(engine, symbol, interval, start, end),
+    return _settled_part(partial(_candle_columns, engine, symbol, interval),
                          INTERVALS[interval], span_seconds, now, to_ms(origin(interval)))
 
 
@@ -141,16 +148,15 @@ def settled_candles(engine: Engine, symbol: str, interval: str, span_seconds: in
 def candles(engine: Engine, symbol: str, interval: str, span_seconds: int, *,
             now: datetime) -> Columns:
     """Candles of `interval` over the last `span_seconds`, as columns."""
-    return _settled_and_recent(
-        settled_candles(symbol, interval, span_seconds),
-        lambda since: _candle_columns(engine, symbol, interval, since, now),
-        INTERVALS[interval], now - timedelta(seconds=span_seconds))
+    return _settled_and_recent(settled_candles(symbol, interval, span_seconds),
+                               partial(_candle_columns, engine, symbol, interval),
+                               INTERVALS[interval], span_seconds, now)
 
 
 BOOK_FIELDS = ("bid", "ask", "bid_qty", "ask_qty")
 
 
-def _book_columns(engine: Engine, symbol: str, width_seconds: int, start: datetime,
+def _book_columns(engine: Engine, symbol: str, width_seconds: int, *, start: datetime,
                   end: datetime) -> Columns:
     rows = spot.book_series(engine, symbol, start, end, timedelta(seconds=width_seconds))
     return columns(rows, "bucket", BOOK_FIELDS)
@@ -160,8 +166,7 @@ def _book_columns(engine: Engine, symbol: str, width_seconds: int, start: dateti
 def settled_book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
                  now: datetime) -> Settled:
     """The settled buckets of a bid/ask series over the last `span_seconds`."""
-    return _settled_part(lambda start, end: _book_columns(engine, symbol, width_seconds, start,
-                                                          end),
+    return _settled_part(partial(_book_columns, engine, symbol, width_seconds),
                          width_seconds * 1000, span_seconds, now)
 
 
@@ -169,10 +174,9 @@ def settled_book(engine: Engine, symbol: str, width_seconds: int, span_seconds: 
 def book(engine: Engine, symbol: str, width_seconds: int, span_seconds: int, *,
          now: datetime) -> Columns:
     """The last best bid and ask of each bucket over the last `span_seconds`, as columns."""
-    cols = _settled_and_recent(
-        settled_book(symbol, width_seconds, span_seconds),
-        lambda since: _book_columns(engine, symbol, width_seconds, since, now),
-        width_seconds * 1000, now - timedelta(seconds=span_seconds))
+    cols = _settled_and_recent(settled_book(symbol, width_seconds, span_seconds),
+                               partial(_book_columns, engine, symbol, width_seconds),
+                               width_seconds * 1000, span_seconds, now)
     return break_gaps(cols, width_seconds * 1000)
 
 
@@ -234,8 +238,7 @@ def settled_p2p_history(engine: Engine, market_key: str, width_seconds: int,
                         span_seconds: int, filters: OfferFilter = NO_FILTER, *,
                         now: datetime) -> Settled:
     """The settled buckets of a market's history over the last `span_seconds`."""
-    return _settled_part(lambda start, end: _p2p_columns(engine, market_key, width_seconds,
-                                                         filters, start=start, end=end),
+    return _settled_part(partial(_p2p_columns, engine, market_key, width_seconds, filters),
                          width_seconds * 1000, span_seconds, now, P2P_ORIGIN_MS)
 
 
@@ -245,9 +248,8 @@ def p2p_history(engine: Engine, market_key: str, width_seconds: int, span_second
     """A market's metrics per bucket over the last `span_seconds`, as columns."""
     cols = _settled_and_recent(
         settled_p2p_history(market_key, width_seconds, span_seconds, filters),
-        lambda since: _p2p_columns(engine, market_key, width_seconds, filters, start=since,
-                                   end=now),
-        width_seconds * 1000, now - timedelta(seconds=span_seconds))
+        partial(_p2p_columns, engine, market_key, width_seconds, filters),
+        width_seconds * 1000, span_seconds, now)
     return break_gaps(cols, width_seconds * 1000)
 
 
@@ -275,9 +277,7 @@ def _advertiser_columns(engine: Engine, market_key: str, width_seconds: int, *,
 def settled_p2p_advertisers(engine: Engine, market_key: str, width_seconds: int,
                             span_seconds: int, *, now: datetime) -> Settled:
     """The settled buckets of a market's advertiser counts over the last `span_seconds`."""
-    return _settled_part(lambda start, end: _advertiser_columns(engine, market_key,
-                                                                width_seconds, start=start,
-                                                                end=end),
+    return _settled_part(partial(_advertiser_columns, engine, market_key, width_seconds),
                          width_seconds * 1000, span_seconds, now, P2P_ORIGIN_MS)
 
 
@@ -285,11 +285,9 @@ def settled_p2p_advertisers(engine: Engine, market_key: str, width_seconds: int,
 def p2p_advertisers(engine: Engine, market_key: str, width_seconds: int, span_seconds: int, *,
                     now: datetime) -> dict[int, int]:
     """Distinct advertisers per bucket (epoch ms) over the last `span_seconds`."""
-    cols = _settled_and_recent(
-        settled_p2p_advertisers(market_key, width_seconds, span_seconds),
-        lambda since: _advertiser_columns(engine, market_key, width_seconds, start=since,
-                                          end=now),
-        width_seconds * 1000, now - timedelta(seconds=span_seconds))
+    cols = _settled_and_recent(settled_p2p_advertisers(market_key, width_seconds, span_seconds),
+                               partial(_advertiser_columns, engine, market_key, width_seconds),
+                               width_seconds * 1000, span_seconds, now)
     return dict(zip(cols["t"], cols["advertisers"], strict=True))
 
 

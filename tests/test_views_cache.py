@@ -229,8 +229,8 @@ def test_a_chart_rereads_only_its_recent_buckets_on_a_live_bucket(app, fake):
     fresh = call_candles(app, span)
     assert fresh["close"][fresh["t"].index(old_time)] == 1.5, "read again once a minute"
     now = query_cache.bucket_end(views.LIVE_SECONDS, query_cache.bucket_of(views.LIVE_SECONDS))
-    whole = views._candle_columns(engine_of(app), SYMBOL, "1m", now - timedelta(seconds=span),
-                                  now)
+    whole = views._candle_columns(engine_of(app), SYMBOL, "1m",
+                                  start=now - timedelta(seconds=span), end=now)
     assert fresh == whole and fresh["t"] == again["t"], "the same as one read of the range"
 
 
