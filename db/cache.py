@@ -207,11 +207,7 @@ def memoized(seconds: int, *, staggered: bool = False, in_process: bool = False
             bucket = bucket_of(seconds, time.time() + shift)
             key = cache_key(name, seconds, bucket, args, kwargs)
             local = _local_get(key) if in_process else None
-            if local is not None:
-                if on_lookup is not None:
-                    on_lookup(name, True)
-                return local[0]
-            boxed = _get(key)
+            boxed = local or _get(key)
             if on_lookup is not None:
                 on_lookup(name, boxed is not None)
             own = True
@@ -222,7 +218,7 @@ def memoized(seconds: int, *, staggered: bool = False, in_process: bool = False
                 value, own = _compute(key, previous, seconds,
                                       lambda: query(current_engine(), *args, **kwargs, **extra))
                 boxed = (value,)
-            if in_process and own:  # never the previous bucket's answer for this one
+            if in_process and own and local is None:  # never the previous bucket's answer
                 _local_put(key, (bucket + 1) * seconds - shift, boxed[0])
             return boxed[0]
 
