@@ -201,6 +201,7 @@ class Client(threading.Thread):
         self.page, self.index, self.phase, self.options = page, index, phase, options
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.warmup: list[float] = []  # calls started before the measured window
+        self.warmup_errors = 0
         self.timeline: list[tuple[float, float]] = []  # (monotonic start, ms) of each call
         self.errors: dict[str, int] = defaultdict(int)
         self.error_kinds: Counter[str] = Counter()  # what each failed call got
@@ -273,7 +274,10 @@ class Client(threading.Thread):
         (self.warmup if warmup else self.latencies[call.label]).append(elapsed)
         self.timeline.append((time.monotonic() - elapsed / 1000, elapsed))
         if not ok:
-            self.errors["warm-up" if warmup else call.label] += 1
+            if warmup:
+                self.warmup_errors += 1
+            else:
+                self.errors[call.label] += 1
             self.error_kinds[f"{self.page} / {call.label}: {why}"] += 1
         elif call.marks and response is not None and response.status_code == 200:
             self.marks[call.label] = response.json()["response"].get(call.marks, {}).get("data")
@@ -341,7 +345,7 @@ def run(env: dict[str, str], callback_map: dict[str, Any], *, clients: int, seco
                       sum((screen.error_kinds for screen in screens), Counter()),
                       {"window": f"first {warmup:g} s",
                        **_stats([ms for screen in screens for ms in screen.warmup],
-                                sum(screen.errors["warm-up"] for screen in screens))})
+                                sum(screen.warmup_errors for screen in screens))})
 
 
 TIMELINE_SECONDS = 10
@@ -370,8 +374,6 @@ def _summary(screens: list[Client]) -> tuple[list[dict[str, Any]], list[dict[str
             by_page[screen.page] += samples
             by_call[screen.page, label] += samples
         for label, count in screen.errors.items():
-            if label == "warm-up":
-                continue  # reported with the warm-up's own figures
             page_errors[screen.page] += count
             call_errors[screen.page, label] += count
     by_page["all"] = [latency for page in PAGES for latency in by_page[page]]
