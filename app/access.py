@@ -17,6 +17,7 @@ from functools import wraps
 from typing import Any
 
 from dash import Dash
+from dash.exceptions import CallbackException
 from flask import Flask, request
 from sqlalchemy.exc import StatementError
 from werkzeug.exceptions import BadRequest
@@ -177,18 +178,38 @@ DASH_CALLBACKS = "/_dash-update-component"
 def refuse_bad_callback_input(server: Flask) -> None:
     """Answer 400, not 500, when a Dash callback (ours or Dash's own page router) fails on
     values its controls never send: a crafted request with a number where a list belongs,
-    an object for a path... Each refusal is logged with its traceback, so a real bug of
-    these kinds still shows; any other error, or anywhere else, stays a 500."""
+    an object for a path, or outputs listed in another shape than the callback's (Dash then
+    fails checking the return value against them). Each refusal is logged with its
+    traceback, so a real bug of these kinds still shows; any other error, or anywhere else,
+    stays a 500."""
 
     @server.errorhandler(Exception)
     def refuse(error: Exception):
-        if request.path != DASH_CALLBACKS or not isinstance(error, (*BAD_INPUT, StatementError)):
+        if request.path != DASH_CALLBACKS:
+            raise error
+        if isinstance(error, CallbackException) and _outputs_misshaped():
+            log.warning("a Dash callback refused outputs of another shape than its own")
+            return BadRequest("the body's outputs do not match the callback's outputs")
+        if not isinstance(error, (*BAD_INPUT, StatementError)):
             raise error
         if isinstance(error, StatementError) and "cannot adapt" not in str(error.orig):
             raise error  # a query that failed for another reason than a value's type
         log.warning("a Dash callback refused its input: %s", type(error).__name__,
                     exc_info=True)
         return BadRequest("a callback input has the wrong type or value")
+
+
+def _outputs_misshaped() -> bool:
+    """Whether the callback body lists its outputs unlike the callback it names: a list for
+    one output, one spec or another count for several (Dash's multi-output keys start with
+    ".." and part their outputs with "...")."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+        return True
+    key, outputs = body["output"], body.get("outputs")
+    if not key.startswith(".."):
+        return isinstance(outputs, list)
+    return not isinstance(outputs, list) or len(outputs) != len(key.strip(".").split("..."))
 
 
 def guard_layout(layout: Callable[..., Any], roles: Iterable[str],

@@ -223,3 +223,21 @@ def test_no_callback_answers_500_to_values_of_the_wrong_type(app, dash_app, walk
         if response.status_code >= 500:
             failures.append(f"{key}: {response.status_code}")
     assert failures == []
+
+
+def test_no_callback_answers_500_to_outputs_of_the_wrong_shape(app, dash_app, walker):
+    """A crafted body listing one output's spec for a single output (or one spec for many)
+    made Dash's own check of the return value fail with a 500."""
+    callback_map = {**GLOBAL_CALLBACK_MAP, **dash_app.callback_map}
+    walker.client("admin").get("/")
+    callback_map.update(dash_app.callback_map)
+    failures = []
+    for key in server_callbacks(callback_map):
+        body = callback_body(callback_map, key)
+        outputs = body["outputs"]
+        body["outputs"] = outputs[0] if isinstance(outputs, list) and outputs else [outputs]
+        response = walker.client("admin").post("/_dash-update-component", json=body,
+                                               headers=walker.headers("admin"))
+        if response.status_code >= 500:
+            failures.append(f"{key}: {response.status_code}")
+    assert failures == []
