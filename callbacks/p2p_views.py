@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from app import state
 from callbacks import common
 from db import views
 from db.p2p_query import NO_FILTER, OfferFilter
+from ingest.p2p_normalise import MalformedAdvert, parse_decimal
 from layouts.controls import BUCKETS, RANGES, market_keys, p2p_markets
 from layouts.figures import (
     depth_figure,
@@ -37,13 +38,15 @@ def offer_filter(amount: Any = None, payment: Sequence[str] | None = None,
 
 
 def _decimal(value: Any) -> Decimal | None:
+    """A control's number, bounded before it is converted (ingest's parse_decimal: plain
+    text, below 10^20); anything else, or a negative, is not set."""
     if value in (None, ""):
         return None
     try:
-        number = Decimal(str(value))
-    except InvalidOperation:
+        number = parse_decimal(value, "amount")
+    except MalformedAdvert:
         return None
-    return number if number.is_finite() and number >= 0 else None
+    return number if number >= 0 else None
 
 
 def _fraction(percent: Any) -> Decimal | None:

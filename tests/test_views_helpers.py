@@ -85,6 +85,16 @@ def test_filters_from_the_controls():
     assert offer_filter("abc").amount is None
 
 
+def test_numbers_from_the_controls_are_bounded_before_they_are_converted():
+    """A crafted callback sent a 400-digit amount, which went to the query as it was."""
+    assert offer_filter(10**400).amount is None
+    assert offer_filter("9" * 5000).amount is None
+    assert offer_filter(float("inf")).amount is None and offer_filter("NaN").amount is None
+    assert offer_filter(True).amount is None
+    assert offer_filter(10**19).amount == Decimal(10**19)
+    assert offer_filter(None, None, False, 10**400).min_completion is None
+
+
 def test_intervals_and_buckets_widen_to_stay_drawable():
     assert fit_interval("1m", RANGES["1d"]) == "1m"
     assert fit_interval("1m", RANGES["1M"]) == "30m"
