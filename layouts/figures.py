@@ -202,7 +202,9 @@ def book_figure(book: Columns, *, symbol: str, tz: str | None, dark: bool,
                 revision: str = "") -> Figure:
     """A spot symbol's best bid and ask over time (top) and the spread in % (bottom)."""
     x = wall_times(book["t"], tz)
-    spread = [(ask - bid) / ((ask + bid) / 2) * 100 if ask + bid else None
+    # A blank point (None) marks a gap (db.views.break_gaps): the spread breaks there too.
+    spread = [(ask - bid) / ((ask + bid) / 2) * 100
+              if bid is not None and ask is not None and ask + bid else None
               for bid, ask in zip(book["bid"], book["ask"], strict=True)]
     data = [_line("bid", x, book["bid"], BID, shape="hv"),
             _line("ask", x, book["ask"], ASK, shape="hv"),

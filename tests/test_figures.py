@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import plotly.graph_objects as go
 import pytest
 
+from db import views
 from layouts import figures
 
 MINUTE = 60_000
@@ -94,6 +95,15 @@ def test_book_spread_is_a_percentage_of_the_mid():
     figure = figures.book_figure(BOOK, symbol="BTCUSDT", tz="UTC", dark=False)
     spread = figure["data"][2]["y"]
     assert spread == pytest.approx([2 / 100 * 100, 0.5 / 100.25 * 100])
+    valid(figure)
+
+
+def test_the_book_chart_breaks_at_a_gap_instead_of_failing():
+    """views.book puts a blank point after a gap: the spot book chart answered 400 on it."""
+    gapped = views.break_gaps({"t": [T0, T0 + 5 * MINUTE], "bid": [99.0, 100.0],
+                               "ask": [101.0, 100.5]}, MINUTE)
+    figure = figures.book_figure(gapped, symbol="BTCUSDT", tz="UTC", dark=False)
+    assert figure["data"][2]["y"] == pytest.approx([2 / 100 * 100, None, 0.5 / 100.25 * 100])
     valid(figure)
 
 
